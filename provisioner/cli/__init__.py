@@ -1,0 +1,1 @@
+"""Thin command-line commands, one module per subcommand."""

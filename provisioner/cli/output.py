@@ -1,0 +1,99 @@
+"""Progress and results for people (text) and machines (JSON). The only place that writes to the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from provisioner.runner import HostEvent
+from provisioner.state import PhaseReport
+
+_STATE_MARKS = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE"}
+
+
+class TextReporter:
+    """One line per phase and per notable host event; quiet about tasks that changed nothing."""
+
+    def __init__(self, stream: TextIO = sys.stderr, verbose: bool = False) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self._phase_started = 0.0
+        self.color = stream.isatty()
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def phase_started(self, name: str, title: str) -> None:
+        self._phase_started = time.monotonic()
+        self._line(self._paint(f"==> {name}: {title}", "1"))
+
+    def host_event(self, event: HostEvent) -> None:
+        mark = _STATE_MARKS.get(event.state)
+        if mark is None and not (self.verbose and event.state == "started"):
+            return
+        text = f"    {event.host:<20} {mark or 'running':<11} {event.task}"
+        if event.state in ("failed", "unreachable") and event.message:
+            text += f": {event.message}"
+        code = {"changed": "33", "failed": "31", "unreachable": "31"}.get(event.state, "0")
+        self._line(self._paint(text, code))
+
+    def phase_finished(self, report: PhaseReport) -> None:
+        changed = sum(report.changed.values())
+        extra = f", {changed} changed" if report.changed else ""
+        self._line(f"    {report.name} {report.status} in {report.duration_s:.1f}s{extra}")
+
+    def warn(self, message: str) -> None:
+        self._line(self._paint(f"warning: {message}", "33"))
+
+    def info(self, message: str) -> None:
+        self._line(message)
+
+    def error(self, message: str, details: list[str]) -> None:
+        self._line(self._paint(f"error: {message}", "31;1"))
+        for line in details:
+            self._line(f"  {line}")
+
+    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+        widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+        for row in [headers, *rows]:
+            self._line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+class JsonReporter(TextReporter):
+    """Progress stays off stdout; the final document is one JSON object on stdout."""
+
+    def __init__(self) -> None:
+        super().__init__(stream=sys.stderr)
+        self.warnings: list[str] = []
+
+    def host_event(self, event: HostEvent) -> None:
+        return
+
+    def phase_started(self, name: str, title: str) -> None:
+        return
+
+    def phase_finished(self, report: PhaseReport) -> None:
+        return
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def info(self, message: str) -> None:
+        return
+
+    def error(self, message: str, details: list[str]) -> None:
+        emit_json({"status": "error", "error": message, "details": details, "warnings": self.warnings})
+
+    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+        return
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    json.dump(document, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()

@@ -1,0 +1,149 @@
+"""`provision up`: install or complete a cluster from the inventory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from provisioner import kubeconfig
+from provisioner.cli.common import add_connection_options, add_inventory_options, open_session, take_secret_from_env
+from provisioner.cli.output import emit_json
+from provisioner.errors import ProvisionError, UsageError
+from provisioner.flavors import FlavorOptions, get_flavor
+from provisioner.phases.base import Context, PhaseManager
+from provisioner.state import RunReport
+
+TOKEN_ENV = "PROVISION_K3S_TOKEN"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("up", help="install or complete the cluster described by the inventory")
+    add_inventory_options(parser)
+    add_connection_options(parser)
+    parser.add_argument("--check", action="store_true", help="show what would change on each host; change nothing")
+    parser.add_argument(
+        "--token-file", type=Path, help=f"file holding the cluster token (or set ${TOKEN_ENV}); default: generated"
+    )
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig to merge the cluster's context into (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    parser.add_argument("--no-merge-kubeconfig", action="store_true", help="only keep the kubeconfig in the state dir")
+    parser.set_defaults(handler=run)
+
+
+def _token_file(args: argparse.Namespace, secrets_dir: Path) -> Path | None:
+    if args.token_file is not None:
+        path = Path(args.token_file).expanduser().resolve()
+        if not path.is_file():
+            raise UsageError(f"--token-file {path}: no such file")
+        if path.stat().st_mode & 0o077:
+            raise UsageError(f"--token-file {path} is readable by others; run: chmod 600 {path}")
+        return path
+    token = take_secret_from_env(TOKEN_ENV)
+    if token is None:
+        return None
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    path = secrets_dir / "k3s-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token.strip() + "\n")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    cluster, reporter = session.cluster, session.reporter
+    flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=session.ssh))
+    extravars: dict[str, Any] = {
+        "k3s_kubeconfig_dest": str(session.state.kubeconfig),
+        "provision_flavor": flavor.name,
+    }
+    token_file = _token_file(args, session.state.root / "secrets")
+    if token_file is not None:
+        extravars["k3s_token_file"] = str(token_file)
+    report = RunReport(command="check" if args.check else "up", cluster=cluster.name, inventory=str(session.inventory))
+    ctx = Context(
+        cluster=cluster,
+        inventory=session.inventory,
+        runner=session.runner(),
+        state=session.state,
+        report=report,
+        reporter=reporter,
+        extravars=extravars,
+        check=args.check,
+    )
+    started = time.monotonic()
+    error: ProvisionError | None = None
+    try:
+        PhaseManager(flavor.up_phases()).run(ctx)
+    except ProvisionError as exc:
+        error = exc
+    context_name = None
+    if not args.check and _phase_ok(report, "kubeconfig") and not args.no_merge_kubeconfig:
+        target = args.kubeconfig or kubeconfig.default_kubeconfig_path()
+        context_name = kubeconfig.merge(session.state.kubeconfig, Path(target))
+        reporter.info(f"kubeconfig: context {context_name!r} merged into {target}")
+    rows = _summary_rows(ctx)
+    report.hosts = {r["host"]: r for r in rows}
+    report.status = "failed" if error else "ok"
+    report.finished = time.time()
+    saved = report.save(session.state)
+    if args.json:
+        document = report.to_json() | {"report_file": str(saved), "context": context_name}
+        if error is not None:
+            document["error"] = {"message": str(error), "details": error.details()}
+        emit_json(document)
+    else:
+        headers = ["HOST", "ROLE", "ARCH", "VERSION", "READY", "CHANGED", "TIME"]
+        reporter.table(headers, [[str(r[k.lower()]) for k in headers] for r in rows])
+        reporter.info(f"{'check' if args.check else 'up'} finished in {time.monotonic() - started:.1f}s; report: {saved}")
+    if error is not None:
+        raise error
+    return 0
+
+
+def _phase_ok(report: RunReport, name: str) -> bool:
+    return any(p.name == name and p.status == "ok" for p in report.phases)
+
+
+def _summary_rows(ctx: Context) -> list[dict[str, Any]]:
+    nodes = _nodes_seen(ctx)
+    rows = []
+    for host in ctx.cluster.hosts:
+        node = nodes.get(host.name, {})
+        facts = ctx.facts.get(host.name)
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
+        )
+        changed = sum(r.hosts[host.name].changed for r in ctx.results.values() if host.name in r.hosts)
+        seconds = sum(r.hosts[host.name].duration_s for r in ctx.results.values() if host.name in r.hosts)
+        rows.append(
+            {
+                "host": host.name,
+                "role": host.role,
+                "arch": getattr(facts, "arch", None) or host.hardware.arch or "?",
+                "version": node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "-"),
+                "ready": "yes" if ready else ("excluded" if host.name in ctx.excluded else "no"),
+                "changed": changed,
+                "time": f"{seconds:.1f}s",
+            }
+        )
+    return rows
+
+
+def _nodes_seen(ctx: Context) -> dict[str, Any]:
+    result = ctx.results.get("verify")
+    if result is None:
+        return {}
+    for tasks in result.captured.values():
+        for res in tasks.values():
+            try:
+                items = json.loads(res.get("stdout") or "{}").get("items", [])
+            except json.JSONDecodeError:
+                continue
+            return {n["metadata"]["name"]: n for n in items}
+    return {}

@@ -1,0 +1,374 @@
+"""Checks of the cluster-wide k3s fields: version or channel, artifact source, registries, config keys, datastore.
+
+All checks are local (no network): what they cannot know, e.g. whether a mirror really holds the version, the
+install phase reports later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from provisioner.flavors.k3s_flags import AGENT_FLAGS, SERVER_FLAGS, Flag
+from provisioner.inventory.ansible_source import VAULTED
+from provisioner.inventory.report import Report
+from provisioner.inventory.syntax import CHANNEL_RE, VERSION_FORM, VERSION_RE, version_fix
+from provisioner.inventory.yamlfile import VarPath
+
+Command = Literal["server", "agent"]
+
+
+def _index(flags: tuple[Flag, ...]) -> dict[str, Flag]:
+    """Every accepted config key (names and aliases) -> its flag."""
+    keys: dict[str, Flag] = {}
+    for flag in flags:
+        keys[flag.name] = flag
+        for alias in flag.aliases:
+            keys[alias] = flag
+    return keys
+
+
+CONFIG_KEYS: dict[Command, dict[str, Flag]] = {"server": _index(SERVER_FLAGS), "agent": _index(AGENT_FLAGS)}
+
+# config.yaml keys provision writes itself, with the inventory field to use instead.
+MANAGED_KEYS: dict[str, str] = {
+    "token": "set k3s_token (vault-encrypted) or PROVISION_K3S_TOKEN / --token-file; provision writes the token",
+    "token-file": "set k3s_token (vault-encrypted) or PROVISION_K3S_TOKEN / --token-file; provision writes the token",
+    "agent-token": "remove it; provision joins agents with the cluster token (k3s_token)",
+    "agent-token-file": "remove it; provision joins agents with the cluster token (k3s_token)",
+    "server": "set provision_api_endpoint; provision points joining nodes at it (default: the first server)",
+    "cluster-init": "remove it; provision sets it on the first server when the cluster uses embedded etcd",
+    "node-label": "use k3s_node_labels on the host or its group",
+    "node-taint": "use k3s_node_taints on the host or its group",
+    "node-name": "remove it; the node name is the inventory host name",
+    "data-dir": "remove it; provision's backup, reset and upgrade rely on /var/lib/rancher/k3s",
+    "datastore-endpoint": "use k3s_datastore_endpoint (and k3s_datastore_password_file for the password)",
+    "private-registry": "use k3s_registries; provision writes /etc/rancher/k3s/registries.yaml",
+    "config": "remove it; put the keys directly in k3s_server_config / k3s_agent_config",
+    "cluster-reset": "remove it; a restore is a one-off operation, not a permanent setting",
+    "cluster-reset-restore-path": "remove it; a restore is a one-off operation, not a permanent setting",
+}
+
+_SCALARS = (str, int, float, bool)
+
+
+def _is_template(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def check_version_and_channel(report: Report, version: object, channel: object) -> None:
+    """Exactly one of k3s_version / k3s_channel, each in its expected form."""
+    if version is None and channel is None:
+        report.error(
+            "k3s_version",
+            "neither k3s_version nor k3s_channel is set",
+            f"pin a release with k3s_version ({VERSION_FORM}) for reproducible installs, "
+            "or follow a channel with k3s_channel (stable, latest, testing, v1.28)",
+        )
+        return
+    if version is not None and channel is not None:
+        report.error(
+            "k3s_channel",
+            "both k3s_version and k3s_channel are set; they exclude each other",
+            "keep k3s_version to pin a release, or k3s_channel to follow a channel",
+        )
+    if version is not None and not _is_template(version):
+        _check_version(report, version)
+    if channel is not None and not _is_template(channel):
+        _check_channel(report, channel)
+
+
+def _check_version(report: Report, version: object) -> None:
+    if not isinstance(version, str):
+        report.error(
+            "k3s_version",
+            f"must be a string, YAML read {type(version).__name__} {version!r}",
+            f'quote it, e.g. k3s_version: "v1.28.4+k3s2" ({VERSION_FORM})',
+        )
+    elif not VERSION_RE.match(version):
+        report.error(
+            "k3s_version",
+            f"{version!r} is not a k3s release name (expected {VERSION_FORM})",
+            version_fix(version),
+        )
+
+
+def _check_channel(report: Report, channel: object) -> None:
+    if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
+        shown = channel if isinstance(channel, str) else f"{type(channel).__name__} {channel!r}"
+        fix = "use stable, latest, testing or a minor line such as v1.28"
+        if isinstance(channel, str) and VERSION_RE.match(channel):
+            fix = f"a full release belongs in k3s_version: {channel}"
+        elif isinstance(channel, float | int):
+            fix = f'quote a minor line and prefix it with v: k3s_channel: "v{channel}"'
+        report.error("k3s_channel", f"{shown!r} is not a k3s channel", fix)
+
+
+def check_release_url(report: Report, url: object) -> str | None:
+    """The base URL must be http(s) with a host; returns it without a trailing slash."""
+    if not isinstance(url, str):
+        report.error("k3s_release_url", "must be a URL string", "write e.g. https://github.com/k3s-io/k3s/releases/download")
+        return None
+    if _is_template(url):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        report.error(
+            "k3s_release_url",
+            f"{url!r} is not an http(s) URL",
+            "give the base URL of a release server or mirror, e.g. https://github.com/k3s-io/k3s/releases/download; "
+            "for a local directory use k3s_artifact_dir",
+        )
+        return None
+    return url.rstrip("/")
+
+
+def check_artifact_dir(report: Report, value: object, base: Path, version: object, channel: object) -> Path | None:
+    """A local directory laid out like the release server; relative paths are relative to the inventory file."""
+    if not isinstance(value, str) or not value:
+        report.error("k3s_artifact_dir", "must be a directory path", "write e.g. k3s_artifact_dir: /srv/k3s-artifacts")
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    if channel is not None:
+        report.error(
+            "k3s_artifact_dir",
+            "an artifact directory cannot follow a channel (resolving it needs the network)",
+            "replace k3s_channel with a pinned k3s_version",
+        )
+    if not path.is_dir():
+        report.error(
+            "k3s_artifact_dir",
+            f"directory {str(path)!r} does not exist",
+            "create it with the release layout (<dir>/<version>/k3s, sha256sum-<arch>.txt) or fix the path",
+        )
+    elif isinstance(version, str) and VERSION_RE.match(version) and not (path / version).is_dir():
+        report.error(
+            "k3s_artifact_dir",
+            f"{str(path)!r} has no {version}/ subdirectory",
+            f"download the {version} release assets into {path / version}",
+        )
+    return path
+
+
+def check_registries(report: Report, value: object) -> None:
+    """registries.yaml content: a mapping with mirrors and/or configs."""
+    if not isinstance(value, Mapping):
+        report.error("k3s_registries", "must be a mapping with mirrors and/or configs", "see docs/inventory.md")
+        return
+    unknown = [k for k in value if k not in ("mirrors", "configs")]
+    for key in unknown:
+        report.error(
+            ("k3s_registries", str(key)),
+            f"unknown key{_did_you_mean(str(key), ['mirrors', 'configs'])}",
+            "registries.yaml holds only mirrors and configs",
+        )
+    if "mirrors" not in value and "configs" not in value:
+        report.error("k3s_registries", "has neither mirrors nor configs", "add mirrors and/or configs, or remove it")
+    _check_registry_section(report, value.get("mirrors"), "mirrors", ("endpoint", "rewrite"))
+    _check_registry_section(report, value.get("configs"), "configs", ("auth", "tls"))
+
+
+def _check_registry_section(report: Report, section: object, name: str, allowed: tuple[str, ...]) -> None:
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        report.error(("k3s_registries", name), "must be a mapping of registry name -> settings", "see docs/inventory.md")
+        return
+    for registry, settings in section.items():
+        path: VarPath = ("k3s_registries", name, str(registry))
+        if not isinstance(settings, Mapping):
+            report.error(path, f"must be a mapping with {' and/or '.join(allowed)}", "see docs/inventory.md")
+            continue
+        for key in settings:
+            if key not in allowed:
+                report.error(
+                    (*path, str(key)), f"unknown key{_did_you_mean(str(key), list(allowed))}", f"use {', '.join(allowed)}"
+                )
+        if name == "mirrors":
+            _check_endpoints(report, settings.get("endpoint"), (*path, "endpoint"))
+
+
+def _check_endpoints(report: Report, endpoints: object, path: VarPath) -> None:
+    if endpoints is None:
+        return
+    if not isinstance(endpoints, list):
+        report.error(path, "must be a list of URLs", 'write endpoint: ["https://registry.example:5000"]')
+        return
+    for number, endpoint in enumerate(endpoints):
+        if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
+            report.error((*path, number), f"{endpoint!r} is not an http(s) URL", "write e.g. https://registry.example:5000")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_config(report: Report, field: str, config: object, command: Command, host: str | None = None) -> None:
+    """Every key of k3s_server_config / k3s_agent_config must be a flag of that command and not managed by provision."""
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        report.error(field, "must be a mapping of k3s config.yaml keys", "write e.g. {disable: [traefik]}", host=host)
+        return
+    for raw_key, value in config.items():
+        _check_config_key(report, field, str(raw_key), value, command, host)
+
+
+def _check_config_key(report: Report, field: str, raw_key: str, value: object, command: Command, host: str | None) -> None:
+    path: VarPath = (field, raw_key)
+    key = raw_key.removesuffix("+")  # `key+:` appends to a list set in an earlier file
+    if key.startswith("-"):
+        report.error(path, "config keys are flag names without leading dashes", f"write {key.lstrip('-')}", host=host)
+        return
+    flag = CONFIG_KEYS[command].get(key)
+    if flag is None:
+        _unknown_key(report, path, key, command, host)
+        return
+    if flag.name in MANAGED_KEYS:
+        report.error(path, "is set by provision and may not be given here", MANAGED_KEYS[flag.name], host=host)
+        return
+    if flag.deprecated:
+        report.warn(path, f"is deprecated in k3s {command}", "remove it when you can", host=host)
+    _check_config_value(report, path, flag, value, host)
+
+
+def _unknown_key(report: Report, path: VarPath, key: str, command: Command, host: str | None) -> None:
+    if command == "agent" and key in CONFIG_KEYS["server"]:
+        report.error(
+            path,
+            "is a k3s server flag, not an agent flag; k3s agent refuses unknown flags and would not start",
+            "move it to k3s_server_config (or remove it)",
+            host=host,
+        )
+        return
+    names = sorted(CONFIG_KEYS[command])
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    if command == "server":
+        effect = (
+            "k3s server would skip it with the warning 'Unknown flag --"
+            f"{key} found in config.yaml, skipping' and the setting would silently do nothing"
+        )
+    else:
+        effect = "k3s agent refuses unknown flags and would not start"
+    report.error(path, f"is not a k3s {command} flag; {effect}", f"{hint}see `k3s {command} --help`", host=host)
+
+
+def _check_config_value(report: Report, path: VarPath, flag: Flag, value: object, host: str | None) -> None:
+    if isinstance(value, _SCALARS) or _is_template(value):
+        return
+    if flag.repeatable and isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value):
+        return
+    expected = "a value or a list of values" if flag.repeatable else "a single value (the flag is not repeatable)"
+    report.error(path, f"must be {expected}", "see `k3s --help` for the flag's type", host=host)
+
+
+_MYSQL_RE = re.compile(r"^mysql://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@)?tcp\((?P<addr>[^)]+)\)/(?P<db>[^?]*)")
+
+
+def check_datastore(report: Report, endpoint: object, password_file: object, servers: int, base: Path) -> Path | None:
+    """An external datastore URL without a password, and the password file beside it. Never prints the URL."""
+    if endpoint is not None:
+        _check_endpoint(report, endpoint, servers)
+    if password_file is None:
+        return None
+    if endpoint is None:
+        report.error(
+            "k3s_datastore_password_file",
+            "is set but k3s_datastore_endpoint is not",
+            "set k3s_datastore_endpoint or remove the password file",
+        )
+    if not isinstance(password_file, str) or not password_file:
+        report.error("k3s_datastore_password_file", "must be a file path", "write the path of a file holding only the password")
+        return None
+    path = Path(password_file).expanduser()
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    if not path.is_file():
+        report.error(
+            "k3s_datastore_password_file",
+            f"file {str(path)!r} does not exist",
+            "create it (mode 0600, the password only) or fix the path; or use PROVISION_DATASTORE_PASSWORD",
+        )
+    return path
+
+
+_PASSWORD_FIX = "remove the password from the URL and put it in k3s_datastore_password_file or PROVISION_DATASTORE_PASSWORD"
+_DATASTORE_FORMS = (
+    "postgres://user@host:5432/db, mysql://user@tcp(host:3306)/db or https://etcd1:2379,https://etcd2:2379"
+)
+
+
+def _check_endpoint(report: Report, endpoint: object, servers: int) -> None:
+    field = "k3s_datastore_endpoint"
+    if endpoint is VAULTED or _is_template(endpoint):
+        return
+    if not isinstance(endpoint, str) or not endpoint:
+        report.error(field, "must be a datastore URL", f"use one of {_DATASTORE_FORMS}")
+        return
+    scheme = endpoint.partition("://")[0] if "://" in endpoint else ""
+    if scheme == "sqlite":
+        if servers > 1:
+            report.error(field, f"SQLite serves a single server, the inventory has {servers}", f"use one of {_DATASTORE_FORMS}")
+        return
+    if scheme in ("postgres", "postgresql"):
+        _check_postgres(report, endpoint)
+    elif scheme == "mysql":
+        _check_mysql(report, endpoint)
+    elif scheme in ("http", "https"):
+        _check_etcd(report, endpoint)
+    else:
+        shown = f"scheme {scheme!r}" if scheme else "a URL without scheme"
+        report.error(field, f"{shown} is not a k3s datastore", f"use one of {_DATASTORE_FORMS}")
+
+
+def _check_postgres(report: Report, endpoint: str) -> None:
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        report.error("k3s_datastore_endpoint", "is not a valid postgres URL", "write postgres://user@host:5432/db")
+        return
+    if parts.password:
+        report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+    if not parts.hostname:
+        report.error("k3s_datastore_endpoint", "postgres URL has no host", "write postgres://user@host:5432/db")
+
+
+def _check_mysql(report: Report, endpoint: str) -> None:
+    match = _MYSQL_RE.match(endpoint)
+    if not match:
+        report.error(
+            "k3s_datastore_endpoint",
+            "is not in k3s's MySQL form (the address goes in tcp(...))",
+            "write mysql://user@tcp(host:3306)/db",
+        )
+        return
+    if match.group("password"):
+        report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+
+
+def _check_etcd(report: Report, endpoint: str) -> None:
+    for item in endpoint.split(","):
+        try:
+            parts = urlsplit(item.strip())
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            report.error(
+                "k3s_datastore_endpoint",
+                "external etcd needs a comma-separated list of http(s)://host:port URLs",
+                "write https://etcd1:2379,https://etcd2:2379",
+            )
+            return
+        if parts.password:
+            report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+            return

@@ -1,0 +1,239 @@
+"""The only place that calls ansible-runner.
+
+Events come in through ansible-runner's event handler and leave as typed HostEvent objects for whoever shows
+progress; results leave as a PlaybookResult. No stdout is scraped and no shell command line is built.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+
+# Event names ansible-runner reports per host and task.
+_HOST_RESULT_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """How Ansible reaches the hosts. Host-key checking is on unless the user turned it off on the command line."""
+
+    known_hosts: Path | None = None
+    host_key_checking: bool = True
+    private_key: Path | None = None
+    user: str | None = None
+    connect_timeout: int = 15
+
+    def envvars(self) -> dict[str, str]:
+        env = {
+            "ANSIBLE_HOST_KEY_CHECKING": "True" if self.host_key_checking else "False",
+            "ANSIBLE_TIMEOUT": str(self.connect_timeout),
+            # Pipelining: fewer round trips per task; sudo without requiretty is the norm on current distributions.
+            "ANSIBLE_PIPELINING": "True",
+        }
+        args = ["-o ControlMaster=auto", "-o ControlPersist=60s"]
+        if self.known_hosts is not None:
+            args.append(f"-o UserKnownHostsFile={self.known_hosts}")
+        if not self.host_key_checking:
+            args.append("-o StrictHostKeyChecking=no")
+        env["ANSIBLE_SSH_ARGS"] = " ".join(args)
+        if self.private_key is not None:
+            env["ANSIBLE_PRIVATE_KEY_FILE"] = str(self.private_key)
+        if self.user is not None:
+            env["ANSIBLE_REMOTE_USER"] = self.user
+        return env
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    """One ansible-playbook run: which playbook, against what, with which non-secret variables."""
+
+    playbook: str
+    inventory: Path
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    forks: int = 50
+    capture: frozenset[str] = frozenset()  # task names whose results are kept in PlaybookResult.captured
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    """Something that happened on one host: a task started, or a task finished with a state."""
+
+    host: str
+    task: str
+    state: str  # started | ok | changed | failed | unreachable | skipped
+    message: str = ""
+    play: str = ""
+
+
+@dataclass
+class HostOutcome:
+    """What a run did to one host."""
+
+    ok: int = 0
+    changed: int = 0
+    failed: bool = False
+    unreachable: bool = False
+    reason: str = ""
+    duration_s: float = 0.0
+    changed_tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlaybookResult:
+    """The typed result of one run."""
+
+    playbook: str
+    status: str
+    rc: int
+    duration_s: float
+    hosts: dict[str, HostOutcome]
+    artifact_dir: Path
+    captured: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> task -> module result
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def failed_hosts(self) -> dict[str, str]:
+        return {h: o.reason for h, o in self.hosts.items() if o.failed and not o.unreachable}
+
+    @property
+    def unreachable_hosts(self) -> dict[str, str]:
+        return {h: o.reason for h, o in self.hosts.items() if o.unreachable}
+
+    @property
+    def changed_total(self) -> int:
+        return sum(o.changed for o in self.hosts.values())
+
+
+def _short_reason(event_data: Mapping[str, Any]) -> str:
+    result = event_data.get("res") or {}
+    if result.get("censored"):
+        return "a task whose output is hidden because it handles secrets failed"
+    message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    text = " ".join(str(message).split())
+    return text[:600]
+
+
+class Runner:
+    """Runs phase playbooks through ansible-runner in a private data directory under the cluster's state dir."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        ssh: SshOptions,
+        on_event: Callable[[HostEvent], None] | None = None,
+        playbook_dir: Path = PLAYBOOK_DIR,
+    ) -> None:
+        self.work_dir = work_dir
+        self.ssh = ssh
+        self.on_event = on_event
+        self.playbook_dir = playbook_dir
+
+    def run(self, run: PlaybookRun) -> PlaybookResult:
+        self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ident = f"{Path(run.playbook).stem}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        hosts: dict[str, HostOutcome] = {}
+        captured: dict[str, dict[str, Any]] = {}
+        started = time.monotonic()
+
+        def handle(event: dict[str, Any]) -> bool:
+            self._record(event, hosts)
+            data = event.get("event_data") or {}
+            if event.get("event") == "runner_on_ok" and data.get("task") in run.capture:
+                captured.setdefault(data.get("host", ""), {})[data["task"]] = data.get("res") or {}
+            return True
+
+        cmdline = []
+        if run.check:
+            cmdline.append("--check")
+        if run.diff:
+            cmdline.append("--diff")
+        result = ansible_runner.run(
+            private_data_dir=str(self.work_dir),
+            project_dir=str(self.playbook_dir),
+            playbook=run.playbook,
+            inventory=str(run.inventory),
+            extravars=dict(run.extravars),
+            limit=run.limit,
+            forks=run.forks,
+            cmdline=" ".join(cmdline) or None,
+            ident=ident,
+            envvars=self.ssh.envvars() | {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+            event_handler=handle,
+            quiet=True,
+            suppress_env_files=True,
+            rotate_artifacts=20,
+        )
+        artifact_dir = Path(result.config.artifact_dir)
+        _tighten(artifact_dir)
+        return PlaybookResult(
+            playbook=run.playbook,
+            status=str(result.status),
+            rc=int(result.rc),
+            duration_s=time.monotonic() - started,
+            hosts=hosts,
+            artifact_dir=artifact_dir,
+            captured=captured,
+        )
+
+    def _record(self, event: Mapping[str, Any], hosts: dict[str, HostOutcome]) -> None:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host") or data.get("remote_addr")
+        task = str(data.get("task") or "")
+        play = str(data.get("play") or "")
+        if name == "runner_on_start" and host:
+            self._emit(HostEvent(host=host, task=task, state="started", play=play))
+            return
+        state = _HOST_RESULT_EVENTS.get(name)
+        if state is None or not host:
+            return
+        outcome = hosts.setdefault(host, HostOutcome())
+        outcome.duration_s += float(data.get("duration") or 0.0)
+        if state == "ok":
+            outcome.ok += 1
+            if (data.get("res") or {}).get("changed"):
+                state = "changed"
+                outcome.changed += 1
+                outcome.changed_tasks.append(task)
+        elif state == "failed" and not data.get("ignore_errors"):
+            outcome.failed = True
+            outcome.reason = f"{task}: {_short_reason(data)}"
+        elif state == "unreachable":
+            outcome.unreachable = True
+            outcome.reason = _short_reason(data)
+        self._emit(HostEvent(host=host, task=task, state=state, message=_short_reason(data), play=play))
+
+    def _emit(self, event: HostEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _tighten(path: Path) -> None:
+    """Artifacts stay readable by their owner only: they describe the hosts, even though secrets are kept out."""
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            Path(root, name).chmod(0o700)
+        for name in files:
+            Path(root, name).chmod(0o600)

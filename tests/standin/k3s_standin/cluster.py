@@ -1,0 +1,178 @@
+"""Server-side cluster state on top of a Datastore: nodes, leases, namespaces, servers.
+
+One :class:`Cluster` lives in each ``k3s server`` process. Servers sharing a datastore
+(external SQL/etcd or embedded etcd) therefore see the same nodes, which is what makes
+HA topologies observable through any server's API.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import log, nodes
+from .datastore import Datastore, DatastoreError
+
+SERVER_PREFIX = "/standin/servers/"
+CRITICAL_KEY = "/standin/critical-config"
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Cluster:
+    """What the HTTP handlers need: the store, credentials and server identity."""
+
+    store: Datastore
+    tls_dir: Path
+    server_password: str
+    agent_password: str
+    node_name: str
+    supervisor_url: str
+    etcd: Any = None
+    data_dir: Path = Path("/var/lib/rancher/k3s")
+    version: str = ""
+    go_version: str = ""
+    commit: str = ""
+    arch: str = "amd64"
+    config_summary: Json = field(default_factory=dict)
+    ready: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- credentials ------------------------------------------------------------------
+    def check_basic(self, header: str | None, roles: tuple[str, ...]) -> bool:
+        """Basic auth as the supervisor accepts it: ``node:<agent or server pw>``, ``server:<server pw>``."""
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if user not in roles:
+            return False
+        allowed = [self.server_password]
+        if user == "node":
+            allowed.append(self.agent_password)
+        return any(hmac.compare_digest(password, p) for p in allowed if p)
+
+    # ---- nodes -------------------------------------------------------------------------
+    def _lease_time(self, name: str) -> float | None:
+        raw = self.store.get(nodes.LEASE_PREFIX + name)
+        if raw is None:
+            return None
+        try:
+            return float(json.loads(raw)["renewTime"])
+        except (ValueError, KeyError):
+            return None
+
+    def list_nodes(self) -> list[Json]:
+        stored = self.store.list(nodes.NODE_PREFIX)
+        leases = self.store.list(nodes.LEASE_PREFIX)
+        now = time.time()
+        result = []
+        for key in sorted(stored):
+            name = key[len(nodes.NODE_PREFIX):]
+            node = json.loads(stored[key])
+            renew = None
+            if nodes.LEASE_PREFIX + name in leases:
+                try:
+                    renew = float(json.loads(leases[nodes.LEASE_PREFIX + name])["renewTime"])
+                except (ValueError, KeyError):
+                    renew = None
+            result.append(nodes.with_conditions(node, renew, now))
+        return result
+
+    def raw_node(self, name: str) -> Json | None:
+        raw = self.store.get(nodes.NODE_PREFIX + name)
+        return None if raw is None else dict(json.loads(raw))
+
+    def get_node(self, name: str) -> Json | None:
+        node = self.raw_node(name)
+        if node is None:
+            return None
+        return nodes.with_conditions(node, self._lease_time(name))
+
+    def save_node(self, node: Json) -> Json:
+        node.setdefault("metadata", {})["resourceVersion"] = str(int(time.time() * 1000))
+        # Conditions and the derived unreachable taint are computed on read, never stored.
+        node.get("status", {}).pop("conditions", None)
+        taints = [t for t in node.get("spec", {}).get("taints", []) or []
+                  if t.get("key") != "node.kubernetes.io/unreachable"]
+        if taints:
+            node["spec"]["taints"] = taints
+        else:
+            node.get("spec", {}).pop("taints", None)
+        self.store.put(nodes.NODE_PREFIX + node["metadata"]["name"], json.dumps(node).encode())
+        return node
+
+    def delete_node(self, name: str) -> bool:
+        if self.store.get(nodes.NODE_PREFIX + name) is None:
+            return False
+        self.store.delete(nodes.NODE_PREFIX + name)
+        self.store.delete(nodes.LEASE_PREFIX + name)
+        return True
+
+    def register_node(self, fresh: Json) -> Json:
+        """Create the node or refresh it, keeping admin changes; renews its lease."""
+        name = fresh["metadata"]["name"]
+        with self._lock:
+            existing = self.raw_node(name)
+            if existing is None:
+                node = fresh
+                log.info(f"Registered node {name}") if name != self.node_name else None
+            else:
+                node = nodes.merge_registration(existing, fresh)
+            self.save_node(node)
+            self.renew_lease(name)
+        return node
+
+    def renew_lease(self, name: str) -> bool:
+        """Record a heartbeat; False when the node object is gone (agent must re-register)."""
+        if self.store.get(nodes.NODE_PREFIX + name) is None:
+            return False
+        self.store.put(nodes.LEASE_PREFIX + name, json.dumps({"holderIdentity": name, "renewTime": time.time()}).encode())
+        return True
+
+    # ---- namespaces ----------------------------------------------------------------------
+    def ensure_namespaces(self) -> None:
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            obj = {"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "uid": name, "resourceVersion": "1",
+                                "creationTimestamp": nodes.rfc3339(time.time()),
+                                "labels": {"kubernetes.io/metadata.name": name}},
+                   "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+            self.store.create(nodes.NAMESPACE_PREFIX + name, json.dumps(obj).encode())
+
+    def list_namespaces(self) -> list[Json]:
+        return [json.loads(v) for _, v in sorted(self.store.list(nodes.NAMESPACE_PREFIX).items())]
+
+    # ---- servers -------------------------------------------------------------------------
+    def announce_server(self) -> None:
+        record = {"name": self.node_name, "url": self.supervisor_url, "renew": time.time()}
+        self.store.put(SERVER_PREFIX + self.node_name, json.dumps(record).encode())
+
+    def server_urls(self) -> list[str]:
+        """Supervisor URLs of servers that announced themselves recently (agents fail over to them)."""
+        urls = []
+        try:
+            for raw in self.store.list(SERVER_PREFIX).values():
+                record = json.loads(raw)
+                if time.time() - float(record.get("renew", 0)) <= nodes.grace_seconds():
+                    urls.append(str(record["url"]))
+        except DatastoreError:
+            pass
+        if self.supervisor_url not in urls:
+            urls.insert(0, self.supervisor_url)
+        return urls
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self.store.healthy())
+        except DatastoreError:
+            return False
