@@ -54,8 +54,9 @@ class InventoryError(ProvisionError):
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
         self.problems = problems
+        self.warnings: list[Problem] = list(warnings or [])  # non-fatal findings, shown with the errors
         count = len(problems)
         super().__init__(f"the inventory has {count} problem{'s' if count != 1 else ''}")
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Generate provisioner/flavors/k3s_flags.py from the k3s flag list in the shared reference.
+"""Generate provisioner/inventory/k3s_flags.py from the k3s flag list in the shared reference.
 
 The list (one flag per line: ``<command> <name> [aliases=a,b] [hidden] [repeatable] [experimental] [deprecated]``) was
 read from k3s's ``pkg/cli/cmds`` at one upstream commit. The inventory checks ``k3s_server_config`` and
 ``k3s_agent_config`` keys against it, so a typo is caught before a node silently ignores it (server) or refuses to
 start (agent). Regenerate after updating the list:
 
-    python tools/gen_k3s_flags.py /work/shared/reference/k3s-flags.txt > provisioner/flavors/k3s_flags.py
+    python tools/gen_k3s_flags.py /work/shared/reference/k3s-flags.txt > provisioner/inventory/k3s_flags.py
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _MARKS = ("hidden", "repeatable", "experimental", "deprecated")
+_MIN_WORDS = 2  # command and flag name
 
 
 @dataclass
@@ -30,7 +31,7 @@ class _Flag:
 def _parse_line(line: str, number: int) -> _Flag:
     """Parse one flag line; fail loudly on anything unexpected so a format change is noticed."""
     words = line.split()
-    if len(words) < 2 or words[0] not in ("server", "agent"):
+    if len(words) < _MIN_WORDS or words[0] not in ("server", "agent"):
         raise SystemExit(f"line {number}: expected '<server|agent> <flag> ...', got {line!r}")
     flag = _Flag(command=words[0], name=words[1])
     for word in words[2:]:
@@ -103,8 +104,8 @@ def generate(source: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} K3S_FLAGS_TXT > provisioner/flavors/k3s_flags.py", file=sys.stderr)
+    if len(argv) != _MIN_WORDS:
+        sys.stderr.write(f"usage: {argv[0]} K3S_FLAGS_TXT > provisioner/inventory/k3s_flags.py\n")
         return 2
     sys.stdout.write(generate(Path(argv[1])))
     return 0

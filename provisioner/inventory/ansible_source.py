@@ -42,18 +42,16 @@ VAULTED: Final = Vaulted()
 _VAULT_TYPES = frozenset({"EncryptedString", "AnsibleVaultEncryptedUnicode"})
 
 
+_SCALAR_TYPES: tuple[type, ...] = (bool, str, int, float)  # bool first: it is an int too
+
+
 def plain(value: object) -> object:
     """Turn Ansible's tagged containers and strings into builtins; vault values into VAULTED (never decrypted)."""
     if type(value).__name__ in _VAULT_TYPES:
         return VAULTED
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
+    for scalar in _SCALAR_TYPES:
+        if isinstance(value, scalar):
+            return scalar(value)
     if isinstance(value, Mapping):
         return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, Sequence | set):

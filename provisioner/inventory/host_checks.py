@@ -16,6 +16,7 @@ from provisioner.inventory.syntax import kubelet_label_problem, label_key_proble
 # uname -m names people copy into the inventory -> the name k3s uses.
 _UNAME_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "armv7": "armhf", "armv6l": "armhf"}
 _HARDWARE_KEYS = ("arch", "board", "memory_mb")
+_MAX_PORT = 65535
 
 
 def _template(value: object) -> bool:
@@ -27,13 +28,17 @@ def check_hardware(report: Report, host: str, value: object) -> Hardware:
     if value is None:
         return Hardware()
     if not isinstance(value, Mapping):
-        report.error("provision_hardware", "must be a mapping", "write {arch: arm64, board: rpi4, memory_mb: 4096}", host=host)
+        report.error(
+            "provision_hardware", "must be a mapping", "write {arch: arm64, board: rpi4, memory_mb: 4096}", host=host
+        )
         return Hardware()
     for key in value:
         if key not in _HARDWARE_KEYS:
             close = difflib.get_close_matches(str(key), _HARDWARE_KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            report.error(("provision_hardware", str(key)), f"unknown key{hint}", "use arch, board and memory_mb", host=host)
+            report.error(
+                ("provision_hardware", str(key)), f"unknown key{hint}", "use arch, board and memory_mb", host=host
+            )
     arch = _arch(report, host, value.get("arch"))
     board = _board(report, host, value.get("board"), arch)
     return Hardware(arch=arch, board=board, memory_mb=_memory(report, host, value.get("memory_mb")))
@@ -44,7 +49,9 @@ def _arch(report: Report, host: str, arch: object) -> str | None:
         return None
     supported = f"{', '.join(ARCHES)} (or arm for armhf)"
     if not isinstance(arch, str):
-        report.error(("provision_hardware", "arch"), f"must be a string, found {arch!r}", f"use one of {supported}", host=host)
+        report.error(
+            ("provision_hardware", "arch"), f"must be a string, found {arch!r}", f"use one of {supported}", host=host
+        )
         return None
     arch = ARCH_ALIASES.get(arch, arch)
     if arch in ARCHES:
@@ -53,7 +60,9 @@ def _arch(report: Report, host: str, arch: object) -> str | None:
         fix = f"write {_UNAME_ARCHES[arch]} (k3s's name for {arch})"
     else:
         fix = f"use one of {supported}, or remove the host"
-    report.error(("provision_hardware", "arch"), f"{arch!r} is not an architecture k3s ships binaries for", fix, host=host)
+    report.error(
+        ("provision_hardware", "arch"), f"{arch!r} is not an architecture k3s ships binaries for", fix, host=host
+    )
     return None
 
 
@@ -110,7 +119,8 @@ def check_labels(report: Report, host: str, value: object) -> dict[str, str]:
             report.error(path, f"label key {key!r} {reason}", "use e.g. example.com/zone or zone", host=host)
             continue
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            report.error(path, f"label value must be a string, found {raw!r}", f'quote it: {key}: "{raw}"', host=host)
+            shown = str(raw).lower() if isinstance(raw, bool) else str(raw)
+            report.error(path, f"label value must be a string, found {raw!r}", f'quote it: {key}: "{shown}"', host=host)
             continue
         text = str(raw)
         if reason := label_value_problem(text):
@@ -151,13 +161,13 @@ def check_port(report: Report, host: str, variables: Mapping[str, object]) -> in
         return 22
     if isinstance(raw, str) and raw.isdigit():
         raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw < 65536:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw <= _MAX_PORT:
         report.error(name, f"{raw!r} is not a TCP port", "use a number from 1 to 65535 (22 by default)", host=host)
         return 22
     return raw
 
 
-def check_bool(report: Report, host: str, name: str, raw: object, default: bool) -> bool:
+def check_bool(report: Report, host: str | None, name: str, raw: object, default: bool) -> bool:
     """A boolean as Ansible reads it (yes/no/true/false/1/0)."""
     if raw is None or _template(raw):
         return default
@@ -187,7 +197,7 @@ def ssh_option(args: str | None, option: str) -> str | None:
         return None
     found: str | None = None
     for number, word in enumerate(words):
-        text = word[2:] if word.startswith("-o") and len(word) > 2 else None
+        text = word[2:] if word.startswith("-o") and word != "-o" else None
         if word == "-o" and number + 1 < len(words):
             text = words[number + 1]
         if text is None:

@@ -7,14 +7,16 @@ install phase reports later.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from provisioner.flavors.k3s_flags import AGENT_FLAGS, SERVER_FLAGS, Flag
+from provisioner.inventory import k3s_flags
 from provisioner.inventory.ansible_source import VAULTED
+from provisioner.inventory.k3s_flags import Flag
 from provisioner.inventory.report import Report
 from provisioner.inventory.syntax import CHANNEL_RE, VERSION_FORM, VERSION_RE, version_fix
 from provisioner.inventory.yamlfile import VarPath
@@ -22,8 +24,10 @@ from provisioner.inventory.yamlfile import VarPath
 Command = Literal["server", "agent"]
 
 
-def _index(flags: tuple[Flag, ...]) -> dict[str, Flag]:
-    """Every accepted config key (names and aliases) -> its flag."""
+@functools.cache
+def config_keys(command: Command) -> dict[str, Flag]:
+    """Every config key ``k3s <command>`` accepts (flag names and aliases) -> its flag."""
+    flags = k3s_flags.SERVER_FLAGS if command == "server" else k3s_flags.AGENT_FLAGS
     keys: dict[str, Flag] = {}
     for flag in flags:
         keys[flag.name] = flag
@@ -31,8 +35,6 @@ def _index(flags: tuple[Flag, ...]) -> dict[str, Flag]:
             keys[alias] = flag
     return keys
 
-
-CONFIG_KEYS: dict[Command, dict[str, Flag]] = {"server": _index(SERVER_FLAGS), "agent": _index(AGENT_FLAGS)}
 
 # config.yaml keys provision writes itself, with the inventory field to use instead.
 MANAGED_KEYS: dict[str, str] = {
@@ -68,6 +70,7 @@ def check_version_and_channel(report: Report, version: object, channel: object) 
             "neither k3s_version nor k3s_channel is set",
             f"pin a release with k3s_version ({VERSION_FORM}) for reproducible installs, "
             "or follow a channel with k3s_channel (stable, latest, testing, v1.28)",
+            line=report.all_line,
         )
         return
     if version is not None and channel is not None:
@@ -87,7 +90,7 @@ def _check_version(report: Report, version: object) -> None:
         report.error(
             "k3s_version",
             f"must be a string, YAML read {type(version).__name__} {version!r}",
-            f'quote it, e.g. k3s_version: "v1.28.4+k3s2" ({VERSION_FORM})',
+            f"quote it and use the form {VERSION_FORM}",
         )
     elif not VERSION_RE.match(version):
         report.error(
@@ -111,7 +114,9 @@ def _check_channel(report: Report, channel: object) -> None:
 def check_release_url(report: Report, url: object) -> str | None:
     """The base URL must be http(s) with a host; returns it without a trailing slash."""
     if not isinstance(url, str):
-        report.error("k3s_release_url", "must be a URL string", "write e.g. https://github.com/k3s-io/k3s/releases/download")
+        report.error(
+            "k3s_release_url", "must be a URL string", "write e.g. https://github.com/k3s-io/k3s/releases/download"
+        )
         return None
     if _is_template(url):
         return url
@@ -127,7 +132,7 @@ def check_release_url(report: Report, url: object) -> str | None:
     return url.rstrip("/")
 
 
-def check_artifact_dir(report: Report, value: object, base: Path, version: object, channel: object) -> Path | None:
+def check_artifact_dir(report: Report, value: object, base: Path, *, version: object, channel: object) -> Path | None:
     """A local directory laid out like the release server; relative paths are relative to the inventory file."""
     if not isinstance(value, str) or not value:
         report.error("k3s_artifact_dir", "must be a directory path", "write e.g. k3s_artifact_dir: /srv/k3s-artifacts")
@@ -178,7 +183,9 @@ def _check_registry_section(report: Report, section: object, name: str, allowed:
     if section is None:
         return
     if not isinstance(section, Mapping):
-        report.error(("k3s_registries", name), "must be a mapping of registry name -> settings", "see docs/inventory.md")
+        report.error(
+            ("k3s_registries", name), "must be a mapping of registry name -> settings", "see docs/inventory.md"
+        )
         return
     for registry, settings in section.items():
         path: VarPath = ("k3s_registries", name, str(registry))
@@ -188,7 +195,9 @@ def _check_registry_section(report: Report, section: object, name: str, allowed:
         for key in settings:
             if key not in allowed:
                 report.error(
-                    (*path, str(key)), f"unknown key{_did_you_mean(str(key), list(allowed))}", f"use {', '.join(allowed)}"
+                    (*path, str(key)),
+                    f"unknown key{_did_you_mean(str(key), list(allowed))}",
+                    f"use {', '.join(allowed)}",
                 )
         if name == "mirrors":
             _check_endpoints(report, settings.get("endpoint"), (*path, "endpoint"))
@@ -202,7 +211,9 @@ def _check_endpoints(report: Report, endpoints: object, path: VarPath) -> None:
         return
     for number, endpoint in enumerate(endpoints):
         if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
-            report.error((*path, number), f"{endpoint!r} is not an http(s) URL", "write e.g. https://registry.example:5000")
+            report.error(
+                (*path, number), f"{endpoint!r} is not an http(s) URL", "write e.g. https://registry.example:5000"
+            )
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
@@ -218,16 +229,18 @@ def check_config(report: Report, field: str, config: object, command: Command, h
         report.error(field, "must be a mapping of k3s config.yaml keys", "write e.g. {disable: [traefik]}", host=host)
         return
     for raw_key, value in config.items():
-        _check_config_key(report, field, str(raw_key), value, command, host)
+        _check_config_key(report, field, str(raw_key), value, command=command, host=host)
 
 
-def _check_config_key(report: Report, field: str, raw_key: str, value: object, command: Command, host: str | None) -> None:
+def _check_config_key(
+    report: Report, field: str, raw_key: str, value: object, *, command: Command, host: str | None
+) -> None:
     path: VarPath = (field, raw_key)
     key = raw_key.removesuffix("+")  # `key+:` appends to a list set in an earlier file
     if key.startswith("-"):
         report.error(path, "config keys are flag names without leading dashes", f"write {key.lstrip('-')}", host=host)
         return
-    flag = CONFIG_KEYS[command].get(key)
+    flag = config_keys(command).get(key)
     if flag is None:
         _unknown_key(report, path, key, command, host)
         return
@@ -240,7 +253,7 @@ def _check_config_key(report: Report, field: str, raw_key: str, value: object, c
 
 
 def _unknown_key(report: Report, path: VarPath, key: str, command: Command, host: str | None) -> None:
-    if command == "agent" and key in CONFIG_KEYS["server"]:
+    if command == "agent" and key in config_keys("server"):
         report.error(
             path,
             "is a k3s server flag, not an agent flag; k3s agent refuses unknown flags and would not start",
@@ -248,7 +261,7 @@ def _unknown_key(report: Report, path: VarPath, key: str, command: Command, host
             host=host,
         )
         return
-    names = sorted(CONFIG_KEYS[command])
+    names = sorted(config_keys(command))
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     if command == "server":
@@ -286,7 +299,9 @@ def check_datastore(report: Report, endpoint: object, password_file: object, ser
             "set k3s_datastore_endpoint or remove the password file",
         )
     if not isinstance(password_file, str) or not password_file:
-        report.error("k3s_datastore_password_file", "must be a file path", "write the path of a file holding only the password")
+        report.error(
+            "k3s_datastore_password_file", "must be a file path", "write the path of a file holding only the password"
+        )
         return None
     path = Path(password_file).expanduser()
     if not path.is_absolute():
@@ -300,7 +315,9 @@ def check_datastore(report: Report, endpoint: object, password_file: object, ser
     return path
 
 
-_PASSWORD_FIX = "remove the password from the URL and put it in k3s_datastore_password_file or PROVISION_DATASTORE_PASSWORD"
+_SECRET_IN_URL_FIX = (
+    "remove the password from the URL; put it in k3s_datastore_password_file or PROVISION_DATASTORE_PASSWORD"  # noqa: S105 - advice text, not a secret
+)
 _DATASTORE_FORMS = (
     "postgres://user@host:5432/db, mysql://user@tcp(host:3306)/db or https://etcd1:2379,https://etcd2:2379"
 )
@@ -316,7 +333,9 @@ def _check_endpoint(report: Report, endpoint: object, servers: int) -> None:
     scheme = endpoint.partition("://")[0] if "://" in endpoint else ""
     if scheme == "sqlite":
         if servers > 1:
-            report.error(field, f"SQLite serves a single server, the inventory has {servers}", f"use one of {_DATASTORE_FORMS}")
+            report.error(
+                field, f"SQLite serves a single server, the inventory has {servers}", f"use one of {_DATASTORE_FORMS}"
+            )
         return
     if scheme in ("postgres", "postgresql"):
         _check_postgres(report, endpoint)
@@ -337,7 +356,7 @@ def _check_postgres(report: Report, endpoint: str) -> None:
         report.error("k3s_datastore_endpoint", "is not a valid postgres URL", "write postgres://user@host:5432/db")
         return
     if parts.password:
-        report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+        report.error("k3s_datastore_endpoint", "contains a password", _SECRET_IN_URL_FIX)
     if not parts.hostname:
         report.error("k3s_datastore_endpoint", "postgres URL has no host", "write postgres://user@host:5432/db")
 
@@ -352,7 +371,7 @@ def _check_mysql(report: Report, endpoint: str) -> None:
         )
         return
     if match.group("password"):
-        report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+        report.error("k3s_datastore_endpoint", "contains a password", _SECRET_IN_URL_FIX)
 
 
 def _check_etcd(report: Report, endpoint: str) -> None:
@@ -370,5 +389,5 @@ def _check_etcd(report: Report, endpoint: str) -> None:
             )
             return
         if parts.password:
-            report.error("k3s_datastore_endpoint", "contains a password", _PASSWORD_FIX)
+            report.error("k3s_datastore_endpoint", "contains a password", _SECRET_IN_URL_FIX)
             return

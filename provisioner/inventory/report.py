@@ -54,12 +54,14 @@ class Report:
             if (path[0],) in _keys(self.index.group_vars, group):
                 return Origin(self.index.group_var(group, path), shared=True)
         if host is None:
-            for (owner, key), line in sorted(self.index.group_vars.items(), key=lambda item: item[1]):
+            for (owner, key), _line in sorted(self.index.group_vars.items(), key=lambda item: item[1]):
                 if owner != "all" and key == (path[0],):
                     return Origin(self.index.group_var(owner, path), shared=True)
         return Origin(None, shared=host is None)
 
-    def _problem(self, field_path: VarPath | str, message: str, fix: str, host: str | None, line: int | None) -> Problem:
+    def _problem(
+        self, field_path: VarPath | str, message: str, fix: str, host: str | None, line: int | None
+    ) -> Problem:
         path: VarPath = (field_path,) if isinstance(field_path, str) else field_path
         origin = self.origin(path, host) if line is None else Origin(line, shared=False)
         shown_host = None if origin.shared and origin.line is not None else host
@@ -76,6 +78,11 @@ class Report:
     ) -> None:
         """Record a warning; warnings never stop a run."""
         _add(self.warnings, self._problem(field_path, message, fix, host, line))
+
+    @property
+    def all_line(self) -> int | None:
+        """Line of the ``all:`` group, where a missing cluster-wide variable belongs."""
+        return self.index.group_lines.get("all")
 
     def sorted_errors(self) -> list[Problem]:
         return _by_line(self.errors)

@@ -18,6 +18,8 @@ _HOST_LABEL_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
 _QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-rc\d+)?\+k3s(\d+)$")
 CHANNEL_RE = re.compile(r"^(stable|latest|testing|v\d+\.\d+)$")
+MAX_LABEL_LENGTH = 63  # DNS-1123 label, label name and label value
+MAX_SUBDOMAIN_LENGTH = 253
 VERSION_FORM = "vMAJOR.MINOR.PATCH+k3sN, e.g. v1.28.4+k3s2"
 
 # kubelet refuses --node-labels in these namespaces unless the label is one of its own (IsKubeletLabel).
@@ -46,7 +48,7 @@ def _in_namespace(domain: str, namespaces: tuple[str, ...]) -> bool:
 
 def dns_subdomain_problem(text: str) -> str | None:
     """RFC 1123 subdomain as Kubernetes uses it for label prefixes."""
-    if len(text) > 253:
+    if len(text) > MAX_SUBDOMAIN_LENGTH:
         return "is longer than 253 characters"
     if not all(_DNS_LABEL_RE.match(part) for part in text.split(".")):
         return "must be lower-case DNS labels (a-z, 0-9, '-') separated by dots"
@@ -62,7 +64,7 @@ def label_key_problem(key: str) -> str | None:
         return f"prefix {prefix!r} {reason}"
     if not name:
         return "has an empty name"
-    if len(name) > 63:
+    if len(name) > MAX_LABEL_LENGTH:
         return "name part is longer than 63 characters"
     if not _QUALIFIED_NAME_RE.match(name):
         return "name part must be letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
@@ -73,7 +75,7 @@ def label_value_problem(value: str) -> str | None:
     """A label value: empty, or at most 63 characters of the qualified-name alphabet."""
     if value == "":
         return None
-    if len(value) > 63:
+    if len(value) > MAX_LABEL_LENGTH:
         return "is longer than 63 characters"
     if not _QUALIFIED_NAME_RE.match(value):
         return "must be letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
@@ -117,7 +119,7 @@ def host_address_problem(text: str) -> str | None:
         return None
     if ":" in text:
         return "must not carry a port (the API port is 6443)"
-    if len(text) > 253 or not all(_HOST_LABEL_RE.match(part) for part in text.rstrip(".").split(".")):
+    if len(text) > MAX_SUBDOMAIN_LENGTH or not all(_HOST_LABEL_RE.match(part) for part in text.rstrip(".").split(".")):
         return "is neither an IP address nor a valid DNS name"
     return None
 

@@ -65,7 +65,7 @@ def expand_host_key(key: str) -> list[str]:
     """Host names an inventory host key stands for (``pi-[1:3]`` -> pi-1, pi-2, pi-3), as Ansible expands them."""
     try:
         pattern, _port = parse_address(key, allow_ranges=True)
-    except Exception:  # noqa: BLE001 - Ansible falls back to the raw key the same way
+    except Exception:
         pattern = key
     if detect_range(pattern):
         return [str(name) for name in expand_hostname_range(pattern)]
@@ -140,7 +140,9 @@ class _Walker:
         if _is_null(node):
             return
         if not isinstance(node, yaml.MappingNode):
-            self.problem(where, f"must be a mapping of variables, found {_kind(node)}", "write `name: value` pairs", node)
+            self.problem(
+                where, f"must be a mapping of variables, found {_kind(node)}", "write `name: value` pairs", node
+            )
             return
         for key, key_node, value_node in self.pairs(node, where):
             table[(owner, (key,))] = _line(key_node)
@@ -180,7 +182,9 @@ class _Walker:
         if _is_null(node):
             return
         if not isinstance(node, yaml.MappingNode):
-            self.problem(where, f"must be a mapping of groups, found {_kind(node)}", "write `group_name: {hosts: ...}`", node)
+            self.problem(
+                where, f"must be a mapping of groups, found {_kind(node)}", "write `group_name: {hosts: ...}`", node
+            )
             return
         for child, key_node, value in self.pairs(node, where):
             self.group(child, key_node, value)
@@ -220,10 +224,10 @@ def read_structure(text: str) -> tuple[LineIndex, list[StructureProblem]]:
     walker = _Walker()
     root = _compose(text)
     if root is None or _is_null(root):
-        return walker.index, [StructureProblem("(file)", "is empty", "write an inventory (see docs/inventory.md)", None)]
+        return walker.index, [StructureProblem("file", "is empty", "write an inventory (see docs/inventory.md)", None)]
     if not isinstance(root, yaml.MappingNode):
         walker.problem(
-            "(file)",
+            "file",
             f"not an inventory: the top level must be a mapping of groups (`all:`), found {_kind(root)}",
             "start the file with `all:` and put vars, children and hosts below it",
             root,
@@ -241,7 +245,7 @@ def read_structure(text: str) -> tuple[LineIndex, list[StructureProblem]]:
         walker.group(name, key_node, value)
     if walker.sections_seen == 0 and not any(p.field == "plugin" for p in walker.problems):
         first = StructureProblem(
-            "(file)",
+            "file",
             "not an inventory: no group has vars, children or hosts",
             "start the file with `all:` and put vars, children and hosts below it (see docs/inventory.md)",
             _line(root),

@@ -396,7 +396,7 @@ class Lab:
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         return subprocess.run(
             ["docker", "exec", *(["-i"] if input is not None else []), self.container(host), *argv],
-            input=input, capture_output=True, text=True, check=check, timeout=timeout,
+            input=input or "", capture_output=True, text=True, check=check, timeout=timeout,
         )  # fmt: skip
 
     def ssh_args(self, host: str, known_hosts: Path | None = None) -> list[str]:
@@ -415,12 +415,23 @@ class Lab:
         ]  # fmt: skip
 
     def ssh(
-        self, host: str, cmd: str, *, check: bool = False, known_hosts: Path | None = None, timeout: float = 120
+        self,
+        host: str,
+        cmd: str,
+        *,
+        check: bool = False,
+        input: str | None = None,
+        known_hosts: Path | None = None,
+        timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``cmd`` on the host over real SSH, refusing unknown or changed host keys."""
+        """Run ``cmd`` on the host over real SSH, refusing unknown or changed host keys.
+
+        Secrets belong in ``input`` (stdin), never in ``cmd``: command lines show up in ``ps``.
+        """
         return subprocess.run(
-            [*self.ssh_args(host, known_hosts), cmd], capture_output=True, text=True, check=check, timeout=timeout
-        )
+            [*self.ssh_args(host, known_hosts), cmd],
+            input=input or "", capture_output=True, text=True, check=check, timeout=timeout,
+        )  # fmt: skip
 
     def stop(self, host: str) -> None:
         """Clean shutdown (systemd gets SIGRTMIN+3), like `poweroff`."""
@@ -448,10 +459,22 @@ class Lab:
         docker("network", "disconnect", self.network, self.container(host))
 
     def reconnect(self, host: str) -> None:
-        """Plug it back in with the same address."""
-        docker(
-            "network", "connect", "--ip", self.hosts[host].ip, "--alias", host, self.network, self.container(host)
+        """Plug it back in with the same address, on eth0 again.
+
+        Docker names a re-attached interface eth1; software under test (flannel-iface, keepalived)
+        may be configured for eth0, so the interface is renamed and the default route restored.
+        """
+        ip = self.hosts[host].ip
+        docker("network", "connect", "--ip", ip, "--alias", host, self.network, self.container(host))
+        gateway = next(ipaddress.ip_network(self.subnet).hosts())
+        rename = (
+            f"set -e; dev=$(ip -o -4 addr show | awk '$4 ~ /^{re.escape(ip)}\\//' | awk '{{print $2}}'); "
+            f'if [ "$dev" != eth0 ]; then ip link set "$dev" down; ip link set "$dev" name eth0; '
+            f"ip link set eth0 up; ip route replace default via {gateway} dev eth0; fi"
         )
+        result = self.exec(host, rename)
+        if result.returncode != 0:
+            raise LabError(f"could not rename {host}'s re-attached interface to eth0: {result.stderr.strip()}")
 
     def is_running(self, host: str) -> bool:
         state = docker("inspect", "-f", "{{.State.Running}}", self.container(host))

@@ -49,6 +49,8 @@ def test_each_host_answers_ssh_with_strict_host_key_checking(lab3: Lab) -> None:
 def test_each_host_has_its_own_host_key(lab3: Lab) -> None:
     keys = [line.split()[-1] for line in lab3.known_hosts.read_text().splitlines() if "ed25519" in line]
     assert len(keys) == 3 and len(set(keys)) == 3
+    machine_ids = {lab3.exec(name, "cat /etc/machine-id").stdout.strip() for name in lab3.hosts}
+    assert len(machine_ids) == 3 and "" not in machine_ids
     password_auth = lab3.exec("host1", "sshd -T | grep -i -E '^(passwordauthentication|permitrootlogin) '").stdout
     assert "passwordauthentication no" in password_auth and "permitrootlogin without-password" in password_auth
 

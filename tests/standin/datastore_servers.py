@@ -14,11 +14,13 @@ Use from a test module (or conftest) with::
     from tests.standin.datastore_servers import postgres_server, mariadb_server, etcd_server, test_pki  # noqa: F401
 """
 
+# ruff: noqa: PLC0415, S310, PTH117, PTH118, PTH207 - optional imports per fixture; loopback https only; os.walk/glob are clearer here
 from __future__ import annotations
 
 import contextlib
 import datetime
 import glob
+import importlib.util
 import ipaddress
 import os
 import pwd
@@ -153,7 +155,7 @@ class TestPKI:
         self.directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test-ca@{self.directory.name}")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -163,9 +165,7 @@ class TestPKI:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(key, hashes.SHA256())
         )
         self._key = key
@@ -180,7 +180,9 @@ class TestPKI:
         )
         self.ca_key.chmod(0o600)
 
-    def issue(self, name: str, ips: tuple[str, ...] = (LOOPBACK,), dns: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
+    def issue(
+        self, name: str, ips: tuple[str, ...] = (LOOPBACK,), dns: tuple[str, ...] = ("localhost",)
+    ) -> tuple[Path, Path]:
         """Write ``<name>.crt``/``<name>.key`` valid for server and client auth; return their paths."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -188,7 +190,7 @@ class TestPKI:
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         cert = (
@@ -267,9 +269,7 @@ def _postgres_binaries() -> tuple[str, str]:
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLServer]:
     """PostgreSQL on 127.0.0.1:<free port>, user ``k3s`` (CREATEDB) with a random password."""
     postgres, initdb = _postgres_binaries()
-    try:
-        import psycopg2
-    except ImportError:
+    if importlib.util.find_spec("psycopg2") is None:
         pytest.skip("psycopg2 not installed (pip install psycopg2-binary / apt-get install python3-psycopg2)")
     account = _service_user("postgres")
     with _service_dir("postgres", account) as base:
@@ -310,9 +310,7 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLServ
     install_db = _find_binary(["mariadb-install-db", "mysql_install_db"])
     if mariadbd is None or install_db is None:
         pytest.skip("MariaDB server binaries not found (apt-get install mariadb-server)")
-    try:
-        import pymysql
-    except ImportError:
+    if importlib.util.find_spec("pymysql") is None:
         pytest.skip("pymysql not installed (pip install pymysql / apt-get install python3-pymysql)")
     account = _service_user("mysql")
     with _service_dir("mariadb", account) as base:
@@ -327,16 +325,31 @@ def _run_mariadb(mariadbd: str, install_db: str, base: Path, account: pwd.struct
     _chown_tree(base, account)
     user_args = [f"--user={account.pw_name}"] if account else []
     _run(
-        [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-         "--skip-test-db", *user_args],
+        [
+            install_db,
+            "--no-defaults",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *user_args,
+        ],
         log,
         None,
     )
     port = free_port()
     proc = _popen(
-        [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-         f"--bind-address={LOOPBACK}", f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin",
-         "--innodb-flush-log-at-trx-commit=0", *user_args],
+        [
+            mariadbd,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            f"--bind-address={LOOPBACK}",
+            f"--pid-file={base / 'mysqld.pid'}",
+            "--skip-log-bin",
+            "--innodb-flush-log-at-trx-commit=0",
+            *user_args,
+        ],
         log,
         None,
     )
@@ -372,7 +385,10 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory, test_pki: TestPKI) -> 
     port, peer_port = free_port(), free_port()
     client_url = f"https://{LOOPBACK}:{port}"
     peer_url = f"http://{LOOPBACK}:{peer_port}"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", ""),
+    }
     log = base / "etcd.log"
     args = [
         etcd, "--name", "test", "--data-dir", str(base / "data"),

@@ -4,6 +4,7 @@ The SQL and etcd servers come from Debian packages and run on 127.0.0.1 (see
 ``datastore_servers``); tests skip with the package name when a binary is missing.
 """
 
+# ruff: noqa: F811 - pytest fixtures are imported and then requested by name
 from __future__ import annotations
 
 import secrets
@@ -14,6 +15,7 @@ import pytest
 from datastore_servers import (  # noqa: F401 - fixtures are used by name
     EtcdServer,
     SQLServer,
+    TestPKI,
     etcd_server,
     free_port,
     mariadb_server,
@@ -192,8 +194,6 @@ def test_etcd_refused_port(etcd_server: EtcdServer) -> None:
 
 def test_etcd_foreign_client_certificate(etcd_server: EtcdServer, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A client certificate from another CA is refused by --client-cert-auth."""
-    from datastore_servers import TestPKI
-
     other = TestPKI(tmp_path_factory.mktemp("other-ca"))
     cert, key = other.issue("intruder")
     with pytest.raises(DatastoreError) as info:
@@ -202,8 +202,6 @@ def test_etcd_foreign_client_certificate(etcd_server: EtcdServer, tmp_path_facto
 
 
 def test_etcd_unknown_server_ca(etcd_server: EtcdServer, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from datastore_servers import TestPKI
-
     other = TestPKI(tmp_path_factory.mktemp("wrong-ca"))
     with pytest.raises(DatastoreError) as info:
         open_external(etcd_server.endpoint, str(other.ca_cert), str(etcd_server.cert_file), str(etcd_server.key_file))

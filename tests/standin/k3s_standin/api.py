@@ -97,7 +97,11 @@ class ApiServer(ThreadingHTTPServer):
                 pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug(f"http: error serving {client_address}")
+        import traceback
+
+        log.error(f"http: panic serving {client_address[0]}:{client_address[1]}: "
+                  f"{traceback.format_exc(limit=3).strip().splitlines()[-1]}")
+        log.debug(traceback.format_exc())
 
 
 def make_context(tls_dir: Path) -> ssl.SSLContext:
@@ -146,8 +150,12 @@ class Handler(BaseHTTPRequestHandler):
         self._json(code, nodes.status_object(code, reason, message, details))
 
     def _body(self) -> bytes:
+        return self._raw_body
+
+    def _read_body(self) -> None:
+        """Always consume the request body, so keep-alive connections stay in sync."""
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        self._raw_body = self.rfile.read(length) if length > 0 else b""
 
     def _client_subject(self) -> dict[str, list[str]] | None:
         try:
@@ -182,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self._read_body()
         parsed = urllib.parse.urlsplit(self.path)
         path = parsed.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}

@@ -50,6 +50,10 @@ class UsageError(Exception):
     """A flag the command does not define; str() is the Go flag package's wording."""
 
 
+class ConfigFileError(UsageError):
+    """The config file is missing (when asked for) or is not valid YAML."""
+
+
 @dataclass
 class Settings:
     """Parsed flag values for one command, by canonical flag name."""
@@ -124,9 +128,9 @@ def merge_config_files(files: list[Path]) -> dict[str, Any]:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise UsageError(f"failed to parse {path}: {exc}") from exc
+            raise ConfigFileError(f"failed to parse {path}: {exc}") from exc
         if not isinstance(data, dict):
-            raise UsageError(f"failed to parse {path}: config file must be a map")
+            raise ConfigFileError(f"failed to parse {path}: config file must be a map")
         for raw_key, value in data.items():
             key = str(raw_key)
             if key.endswith("+"):
@@ -233,7 +237,7 @@ def parse(command: str, argv: list[str]) -> Settings:
     if path.is_file():
         files.append(path)
     elif explicit:
-        raise UsageError(f"open {config_path}: no such file or directory")
+        raise ConfigFileError(f"open {config_path}: no such file or directory")
     files.extend(_dropins(path))
     settings.config_files = files
     file_args = config_to_args(merge_config_files(files)) if files else []

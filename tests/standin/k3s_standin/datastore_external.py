@@ -20,9 +20,11 @@ Passwords never appear in a message: every message is passed through :func:`reda
 Imports of psycopg2/pymysql are lazy so the zipapp runs where they are not needed.
 """
 
+# ruff: noqa: PLC0415, S310 - drivers are imported lazily (optional in the zipapp); URLs are checked http(s)
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import json
 import re
@@ -196,11 +198,9 @@ class SQLKineDatastore:
         return redact(self._dialect.describe_error(exc), *self._dialect.secrets)
 
     def _drop_connection(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken connection may fail in any way
             if self._conn is not None:
                 self._conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
-            pass
         self._conn = None
 
     # -- kine rows
@@ -469,7 +469,7 @@ class MySQLDSN:
 
 def _mysql_message(exc: BaseException) -> str:
     """go-sql-driver style: ``Error 1045 (28000): Access denied ...``."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     if len(args) >= 2 and isinstance(args[0], int):
         code, text = args[0], str(args[1])
         state = _MYSQL_SQLSTATE.get(code)
@@ -555,7 +555,7 @@ def _mysql_create_index(store: SQLKineDatastore, statement: str) -> None:
             if getattr(exc, "args", (None,))[0] != 1061:
                 raise
 
-    store._run(create)  # noqa: SLF001 - same module
+    store._run(create)
 
 
 # --------------------------------------------------------------------------- external etcd (JSON gateway)
@@ -574,6 +574,21 @@ def _prefix_end(prefix: bytes) -> bytes:
             return bytes(trimmed)
         trimmed.pop()
     return b"\0"
+
+
+_GRPC_CODES = {
+    1: "Canceled",
+    2: "Unknown",
+    3: "InvalidArgument",
+    4: "DeadlineExceeded",
+    5: "NotFound",
+    6: "AlreadyExists",
+    7: "PermissionDenied",
+    8: "ResourceExhausted",
+    9: "FailedPrecondition",
+    14: "Unavailable",
+    16: "Unauthenticated",
+}
 
 
 def _grpc_unavailable(detail: str) -> str:
@@ -616,7 +631,7 @@ class EtcdGatewayDatastore:
             try:
                 self._call("/kv/range", {"key": _b64(b"/"), "limit": 1, "count_only": True}, fatal=True)
                 return
-            except _NotFound:
+            except _NotFoundError:
                 continue
         raise DatastoreError("etcd: JSON gateway not found (tried /v3, /v3beta, /v3alpha)")
 
@@ -638,21 +653,25 @@ class EtcdGatewayDatastore:
                     return dict(json.loads(response.read() or b"{}"))
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:
-                    raise _NotFound(path) from exc
-                raise DatastoreError(self._describe_http(exc)) from exc
+                    raise _NotFoundError(path) from exc
+                message, temporary = self._describe_http(exc)
+                raise (DatastoreUnavailable if temporary and not fatal else DatastoreError)(message) from exc
             except (urllib.error.URLError, OSError) as exc:
                 last_error = self._describe_network(base, exc)
         error_class = DatastoreError if fatal else DatastoreUnavailable
         raise error_class(last_error)
 
     @staticmethod
-    def _describe_http(exc: urllib.error.HTTPError) -> str:
+    def _describe_http(exc: urllib.error.HTTPError) -> tuple[str, bool]:
+        """gRPC status text from the gateway's error body; True when the failure is temporary."""
         try:
             body = json.loads(exc.read() or b"{}")
-            message = body.get("message") or body.get("error") or exc.reason
         except ValueError:
-            message = exc.reason
-        return f"rpc error: code = {exc.code} desc = {message}"
+            body = {}
+        message = body.get("message") or body.get("error") or exc.reason
+        code = int(body.get("code", 2)) if str(body.get("code", "")).isdigit() else 2
+        name = _GRPC_CODES.get(code, "Unknown")
+        return f"rpc error: code = {name} desc = {message}", code in (4, 14)
 
     @staticmethod
     def _describe_network(base: str, exc: BaseException) -> str:
@@ -667,7 +686,7 @@ class EtcdGatewayDatastore:
         if isinstance(reason, ssl.SSLError):
             return _grpc_unavailable("authentication handshake failed: remote error: tls: bad certificate")
         parts = urllib.parse.urlsplit(base)
-        port = parts.port or (2379 if parts.scheme == "http" else 2379)
+        port = parts.port or (80 if parts.scheme == "http" else 443)
         dial = dial_error(parts.hostname or "127.0.0.1", port, timeout=1.0)
         if dial is None:
             dial = f"read tcp {parts.hostname}:{port}: {reason}"
@@ -701,8 +720,7 @@ class EtcdGatewayDatastore:
         raw = prefix.encode()
         reply = self._call("/kv/range", {"key": _b64(raw or b"\0"), "range_end": _b64(_prefix_end(raw))})
         return {
-            base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
-            for kv in reply.get("kvs") or []
+            base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")) for kv in reply.get("kvs") or []
         }
 
     def healthy(self) -> bool:
@@ -716,7 +734,7 @@ class EtcdGatewayDatastore:
         self._closed = True
 
 
-class _NotFound(Exception):
+class _NotFoundError(Exception):
     """The gateway path does not exist under this prefix."""
 
 

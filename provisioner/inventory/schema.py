@@ -1,0 +1,141 @@
+"""JSON Schema (draft 2020-12) of the inventory file, for editors and `provision schema`.
+
+The schema describes the shape and the per-field formats; rules that span fields or need Ansible's resolution
+(one role per host, exactly one of version/channel, quorum, duplicate addresses) are load_inventory's job.
+It is built from the same constants the loader checks against, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provisioner.inventory.k3s_checks import MANAGED_KEYS, Command, config_keys
+from provisioner.inventory.model import ARCH_ALIASES, ARCHES, BOARDS, FLAVORS, TAINT_EFFECTS
+
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_LABEL_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
+_LABEL_KEY = f"({_DNS_LABEL}(\\.{_DNS_LABEL})*/)?{_LABEL_NAME}"
+_LABEL_VALUE = f"({_LABEL_NAME})?"
+_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _config_schema(command: Command) -> dict[str, Any]:
+    keys = sorted(k for k, flag in config_keys(command).items() if flag.name not in MANAGED_KEYS)
+    return {
+        "description": f"extra keys of /etc/rancher/k3s/config.yaml for k3s {command} (flag names; `key+` appends)",
+        "type": "object",
+        "propertyNames": {"enum": keys + [k + "+" for k in keys]},
+        "additionalProperties": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}]},
+    }
+
+
+def _registries_schema() -> dict[str, Any]:
+    mirror = {
+        "type": "object",
+        "properties": {
+            "endpoint": {"type": "array", "items": {"type": "string", "pattern": "^https?://"}},
+            "rewrite": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "additionalProperties": False,
+    }
+    config = {
+        "type": "object",
+        "properties": {"auth": {"type": "object"}, "tls": {"type": "object"}},
+        "additionalProperties": False,
+    }
+    return {
+        "description": "content of /etc/rancher/k3s/registries.yaml, written on every node",
+        "type": "object",
+        "properties": {
+            "mirrors": {"type": "object", "additionalProperties": mirror},
+            "configs": {"type": "object", "additionalProperties": config},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+
+
+def _variables_schema() -> dict[str, Any]:
+    """Every variable provision reads; any other variable (Ansible's, the roles') is allowed as is."""
+    return {
+        "type": ["object", "null"],
+        "properties": {
+            "provision_cluster_name": {"type": "string", "pattern": f"^{_DNS_LABEL}$", "maxLength": 63},
+            "provision_flavor": {"enum": list(FLAVORS)},
+            "provision_api_endpoint": {"type": "string", "description": "host name or IP of the API (LB, VIP)"},
+            "provision_accept_even_servers": {"type": "boolean"},
+            "k3s_version": {"type": "string", "pattern": r"^v\d+\.\d+\.\d+(-rc\d+)?\+k3s\d+$"},
+            "k3s_channel": {"type": "string", "pattern": r"^(stable|latest|testing|v\d+\.\d+)$"},
+            "k3s_release_url": {"type": "string", "pattern": "^https?://[^/]"},
+            "k3s_artifact_dir": {"type": "string", "minLength": 1},
+            "k3s_registries": _registries_schema(),
+            "k3s_server_config": _config_schema("server"),
+            "k3s_agent_config": _config_schema("agent"),
+            "k3s_token": {
+                "type": "string",
+                "minLength": 1,
+                "description": "better vault-encrypted or from the environment",
+            },
+            "k3s_datastore_endpoint": {
+                "type": "string",
+                "pattern": "^(sqlite|postgres|postgresql|mysql|http|https)://",
+            },
+            "k3s_datastore_password_file": {"type": "string", "minLength": 1},
+            "provision_hardware": {
+                "type": "object",
+                "properties": {
+                    "arch": {"enum": list(ARCHES) + list(ARCH_ALIASES)},
+                    "board": {"enum": list(BOARDS)},
+                    "memory_mb": {"type": "integer", "minimum": 1},
+                },
+                "additionalProperties": False,
+            },
+            "k3s_node_labels": {
+                "type": "object",
+                "propertyNames": {"pattern": f"^{_LABEL_KEY}$"},
+                "additionalProperties": {
+                    "type": ["string", "integer"],
+                    "pattern": f"^{_LABEL_VALUE}$",
+                    "maxLength": 63,
+                },
+            },
+            "k3s_node_taints": {
+                "type": "array",
+                "items": {"type": "string", "pattern": f"^{_LABEL_KEY}(={_LABEL_VALUE})?:({'|'.join(TAINT_EFFECTS)})$"},
+            },
+            "ansible_host": {"type": "string", "minLength": 1},
+            "ansible_port": {
+                "anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string", "pattern": r"^\d+$"}]
+            },
+            "ansible_user": {"type": "string"},
+            "ansible_become": {"type": ["boolean", "string"]},
+        },
+        "additionalProperties": True,
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an inventory file: groups (recursive) holding vars, children and hosts."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:provision:inventory",
+        "title": "provision inventory (an Ansible YAML inventory)",
+        "type": "object",
+        "properties": {"all": {"$ref": "#/$defs/group"}},
+        "additionalProperties": {"$ref": "#/$defs/group"},
+        "$defs": {
+            "group": {
+                "type": ["object", "null"],
+                "properties": {
+                    "vars": {"$ref": "#/$defs/variables"},
+                    "children": {"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/group"}},
+                    "hosts": {
+                        "type": ["object", "null", "string"],
+                        "additionalProperties": {"$ref": "#/$defs/variables"},
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "variables": _variables_schema(),
+        },
+    }

@@ -1,0 +1,96 @@
+"""Command line for a hand-driven lab.
+
+    python -m tests.lab up --hosts 3 [--arm64 1] [--id dev]   # hosts + mirror, state in .lab/<id>/
+    python -m tests.lab ls                                    # labs on this machine
+    python -m tests.lab down --id dev | --all                 # remove by label
+
+``up`` writes ``.lab/<id>/`` in the repository root: ``hosts.json`` (addresses, arch, board, mirror URL),
+``id_ed25519`` (0600), ``known_hosts`` and the mirror tree, then prints how to reach the hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.lab import LAB_ID_LABEL, LAB_LABEL
+from tests.lab.lab import HostSpec, Lab, destroy_all_labs, destroy_lab
+from tests.lab.mirror import build_mirror
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_ROOT = REPO_ROOT / ".lab"
+
+
+def specs_for(amd64: int, arm64: int) -> list[HostSpec]:
+    """host1..hostN (amd64) then arm1..armK (arm64, emulated)."""
+    return [HostSpec(f"host{i}") for i in range(1, amd64 + 1)] + [
+        HostSpec(f"arm{i}", arch="arm64") for i in range(1, arm64 + 1)
+    ]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    workdir = STATE_ROOT / args.id
+    started = time.monotonic()
+    mirror = build_mirror(workdir / "mirror") if not args.no_mirror else None
+    lab = Lab.create(args.id, specs_for(args.hosts, args.arm64), workdir, mirror_dir=mirror)
+    elapsed = time.monotonic() - started
+    print(f"lab {lab.lab_id} up in {elapsed:.1f}s  (state: {workdir})")
+    if lab.mirror_url:
+        print(f"mirror   {lab.mirror_url}")
+    for name, info in lab.hosts.items():
+        board = f"  board={info.board}" if info.board else ""
+        print(f"{name:10} {info.ip:15} {info.arch}{board}")
+    first = next(iter(lab.hosts), None)
+    if first:
+        print("ssh: " + " ".join(lab.ssh_args(first)))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if args.all:
+        destroy_all_labs()
+        if STATE_ROOT.is_dir():
+            shutil.rmtree(STATE_ROOT)
+        print("removed every lab container and network (label provision.lab=1)")
+    else:
+        destroy_lab(args.id)
+        shutil.rmtree(STATE_ROOT / args.id, ignore_errors=True)
+        print(f"removed lab {args.id}")
+    return 0
+
+
+def cmd_ls(_: argparse.Namespace) -> int:
+    listing = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label={LAB_LABEL}=1",
+         "--format", f'{{{{.Label "{LAB_ID_LABEL}"}}}}\t{{{{.Names}}}}\t{{{{.Status}}}}'],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    print(listing.stdout, end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="create a lab with a release mirror")
+    up.add_argument("--hosts", type=int, default=3, help="amd64 hosts (host1..N)")
+    up.add_argument("--arm64", type=int, default=0, help="emulated arm64 hosts (arm1..K); slow to build and run")
+    up.add_argument("--id", default="dev", help="lab id (default: dev)")
+    up.add_argument("--no-mirror", action="store_true", help="skip the release mirror container")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove a lab (or all labs) by label")
+    which = down.add_mutually_exclusive_group()
+    which.add_argument("--id", default="dev")
+    which.add_argument("--all", action="store_true")
+    down.set_defaults(func=cmd_down)
+    sub.add_parser("ls", help="list lab containers").set_defaults(func=cmd_ls)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

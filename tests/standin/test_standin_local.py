@@ -1,0 +1,502 @@
+"""Local tests of the K3s stand-in: real subprocesses on loopback, no docker.
+
+Each test builds nothing itself: a session fixture builds the zipapp once (plus a
+``kubectl`` symlink), then servers/agents run with temporary ``--data-dir``, ``--config``
+and ``--write-kubeconfig`` on a free port. Readiness is observed the way systemd sees it:
+a datagram socket passed as ``$NOTIFY_SOCKET`` receives ``READY=1``.
+Requires: cryptography, pyyaml (pip), and upstream kubectl at /usr/bin/kubectl for the
+real-kubectl checks (skipped when missing).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from build import build_standin  # noqa: E402
+from k3s_standin import config as standin_config  # noqa: E402
+
+pytestmark = pytest.mark.unit
+VERSION = "v1.28.4+k3s2"
+REAL_KUBECTL = "/usr/bin/kubectl"
+
+
+# ---- fixtures & helpers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("standin-bin")
+    build_standin(VERSION, "amd64", directory / "k3s")
+    (directory / "kubectl").symlink_to("k3s")
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A stand-in process with a private NOTIFY_SOCKET and a log file."""
+
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    notify: socket.socket
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.popen.poll() is not None:
+                return False
+            self.notify.settimeout(0.5)
+            try:
+                data = self.notify.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                continue
+            if b"READY=1" in data:
+                return True
+        return False
+
+    def wait_log(self, pattern: str, timeout: float = 20.0) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if re.search(pattern, self.log()):
+                return True
+            time.sleep(0.3)
+        return False
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            self.notify.close()
+
+
+class Launcher:
+    """Starts stand-in processes and makes sure they are all stopped at the end."""
+
+    def __init__(self, bin_dir: Path, tmp: Path) -> None:
+        self.bin_dir = bin_dir
+        self.tmp = tmp
+        self.procs: list[Proc] = []
+        self.count = 0
+
+    def start(self, *args: str, env: dict[str, str] | None = None, name: str = "k3s") -> Proc:
+        self.count += 1
+        log_path = self.tmp / f"proc{self.count}.log"
+        sock_path = self.tmp / f"notify{self.count}.sock"
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(sock_path))
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("K3S_")}
+        full_env.update({"NOTIFY_SOCKET": str(sock_path), "K3S_STANDIN_NODE_GRACE_SECONDS": "8"})
+        full_env.update(env or {})
+        with open(log_path, "wb") as handle:
+            popen = subprocess.Popen([str(self.bin_dir / name), *args], stdout=handle, stderr=subprocess.STDOUT,
+                                     env=full_env)
+        proc = Proc(popen, log_path, notify)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout: float = 30.0, name: str = "k3s",
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("K3S_")}
+        full_env.update(env or {})
+        return subprocess.run([str(self.bin_dir / name), *args], capture_output=True, text=True, timeout=timeout,
+                              env=full_env, check=False)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(5)
+            proc.notify.close()
+
+
+@pytest.fixture()
+def launcher(bin_dir: Path, tmp_path: Path) -> Iterator[Launcher]:
+    runner = Launcher(bin_dir, tmp_path)
+    yield runner
+    runner.stop_all()
+
+
+@dataclass
+class ServerInfo:
+    proc: Proc
+    data_dir: Path
+    config: Path
+    kubeconfig: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def token(self) -> str:
+        return (self.data_dir / "server" / "token").read_text().strip()
+
+
+def start_server(launcher: Launcher, tmp: Path, *extra: str, config_text: str = "", name: str = "srv",
+                 wait: bool = True, port: int | None = None) -> ServerInfo:
+    data_dir = tmp / f"{name}-data"
+    cfg = tmp / f"{name}-config.yaml"
+    if not cfg.exists() or config_text:
+        cfg.write_text(config_text)
+    kubeconfig = tmp / f"{name}-k3s.yaml"
+    port = port or free_port()
+    proc = launcher.start("server", "--data-dir", str(data_dir), "--config", str(cfg), "--write-kubeconfig",
+                          str(kubeconfig), "--https-listen-port", str(port), "--node-name", name, *extra)
+    info = ServerInfo(proc, data_dir, cfg, kubeconfig, port)
+    if wait:
+        assert proc.wait_ready(), f"server never sent READY=1:\n{proc.log()}"
+    return info
+
+
+def start_agent(launcher: Launcher, tmp: Path, server: ServerInfo, token: str, *extra: str,
+                name: str = "agent1", config_text: str = "") -> Proc:
+    cfg = tmp / f"{name}-config.yaml"
+    cfg.write_text(config_text)
+    return launcher.start("agent", "--data-dir", str(tmp / f"{name}-data"), "--config", str(cfg), "--server",
+                          server.url, "--node-name", name, *extra, env={"K3S_TOKEN": token})
+
+
+def real_kubectl(kubeconfig: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    if not Path(REAL_KUBECTL).exists():
+        pytest.skip("upstream kubectl not installed at /usr/bin/kubectl")
+    return subprocess.run([REAL_KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def node_rows(output: str) -> dict[str, list[str]]:
+    lines = output.strip().splitlines()
+    return {line.split()[0]: line.split() for line in lines[1:]}
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 1.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+# ---- build & multicall --------------------------------------------------------------------
+
+
+def test_version_prints_two_lines(bin_dir: Path, launcher: Launcher) -> None:
+    for flag in ("--version", "-v"):
+        result = launcher.run(flag)
+        assert result.returncode == 0
+        lines = result.stdout.splitlines()
+        assert re.fullmatch(r"k3s version v1\.28\.4\+k3s2 \([0-9a-f]{8}\)", lines[0])
+        assert lines[1] == "go version go1.20.11"
+
+
+def test_build_is_deterministic_and_stamps_version(tmp_path: Path) -> None:
+    first = build_standin(VERSION, "amd64", tmp_path / "a")
+    second = build_standin(VERSION, "amd64", tmp_path / "b")
+    other = build_standin("v1.29.0+k3s1", "amd64", tmp_path / "c")
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert digest(first) == digest(second)
+    assert digest(first) != digest(other)
+    assert first.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert os.access(first, os.X_OK)
+    out = subprocess.run([str(other), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("k3s version v1.29.0+k3s1 (")
+
+
+def test_wrong_architecture_is_refused(tmp_path: Path) -> None:
+    foreign = build_standin(VERSION, "arm64", tmp_path)
+    assert foreign.name == "k3s-arm64"
+    result = subprocess.run([str(foreign), "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 126
+    assert "Exec format error" in result.stderr
+    assert result.stdout == ""
+
+
+def test_multicall_by_program_name(bin_dir: Path, launcher: Launcher) -> None:
+    assert "Client Version: v1.28.4+k3s2" in launcher.run("version", "--client", name="kubectl").stdout
+    crictl = bin_dir / "crictl"
+    if not crictl.exists():
+        crictl.symlink_to("k3s")
+    assert "CONTAINER" in launcher.run("ps", name="crictl").stdout
+    assert "Client Version" in launcher.run("kubectl", "version", "--client").stdout
+
+
+# ---- config handling ----------------------------------------------------------------------
+
+
+def test_config_dropins_override_and_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("K3S_"):
+            monkeypatch.delenv(key)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("node-name: base\ntls-san: [a.example]\nnode-label: [x=1]\n")
+    (tmp_path / "config.yaml.d").mkdir()
+    (tmp_path / "config.yaml.d" / "20-b.yaml").write_text("node-name: late\n")
+    (tmp_path / "config.yaml.d" / "10-a.yaml").write_text("node-name: early\ntls-san+: [b.example]\n")
+    monkeypatch.setenv("K3S_NODE_NAME", "from-env")
+    monkeypatch.setenv("K3S_TOKEN", "envtoken")
+    settings = standin_config.parse("server", ["--config", str(cfg), "--tls-san", "c.example"])
+    assert settings.str("node-name") == "late"  # later drop-in wins, config beats env
+    assert settings.list("tls-san") == ["a.example", "b.example", "c.example"]
+    assert settings.str("token") == "envtoken"  # env fills what nothing else set
+    cli = standin_config.parse("server", ["--config", str(cfg), "--node-name", "cli"])
+    assert cli.str("node-name") == "cli"
+
+
+def test_server_warns_on_unknown_config_key_and_starts(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path, config_text="no-such-key: 1\nnode-label: [team=a]\n")
+    assert 'level=warning msg="Unknown flag --no-such-key found in config.yaml, skipping"' in server.proc.log()
+
+
+def test_agent_fails_on_server_only_config_key(launcher: Launcher, tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("cluster-init: true\n")
+    result = launcher.run("agent", "--config", str(cfg), "--data-dir", str(tmp_path / "a"), "--server",
+                          "https://127.0.0.1:1", "--token", "x")
+    assert result.returncode != 0
+    assert "flag provided but not defined: -cluster-init" in result.stderr
+    assert "level=fatal" in result.stderr
+
+
+def test_agent_requires_server_and_token(launcher: Launcher, tmp_path: Path) -> None:
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("")
+    no_server = launcher.run("agent", "-c", str(cfg), "-d", str(tmp_path / "a"), "--token", "x")
+    assert no_server.returncode == 1 and "--server is required" in no_server.stderr
+    no_token = launcher.run("agent", "-c", str(cfg), "-d", str(tmp_path / "a"), "--server", "https://127.0.0.1:1")
+    assert no_token.returncode == 1 and "--token is required" in no_token.stderr
+
+
+def test_server_refuses_impossible_flag_combinations(launcher: Launcher, tmp_path: Path) -> None:
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("")
+    base = ["server", "-c", str(cfg), "-d", str(tmp_path / "d")]
+    restore = launcher.run(*base, "--cluster-reset-restore-path", "/tmp/x")
+    assert restore.returncode == 1
+    assert "invalid flag use; --cluster-reset required with --cluster-reset-restore-path" in restore.stderr
+    both = launcher.run(*base, "--cluster-init", "--datastore-endpoint", "postgres://u:p@127.0.0.1:1/k3s")
+    assert both.returncode == 1 and "--cluster-init" in both.stderr
+    snapshot = launcher.run("etcd-snapshot", "save", "-c", str(cfg), "-d", str(tmp_path / "d"))
+    assert snapshot.returncode == 1 and "etcd datastore disabled" in snapshot.stderr
+
+
+# ---- server -------------------------------------------------------------------------------
+
+
+def test_server_files_token_and_kubeconfig(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    tls = server.data_dir / "server" / "tls"
+    for name in ("server-ca.crt", "server-ca.key", "client-ca.crt", "client-ca.key", "serving-kube-apiserver.crt",
+                 "client-admin.crt", "etcd/peer-ca.crt"):
+        assert (tls / name).exists(), name
+    token_path = server.data_dir / "server" / "token"
+    token = server.token()
+    match = re.fullmatch(r"K10([0-9a-f]{64})::server:([0-9a-f]{32})", token)
+    assert match, "token not in K10<hash>::server:<password> form"
+    assert match.group(1) == hashlib.sha256((tls / "server-ca.crt").read_bytes()).hexdigest()
+    assert token_path.stat().st_mode & 0o777 == 0o600
+    assert os.readlink(server.data_dir / "server" / "node-token") == "token"
+    kubeconfig = yaml.safe_load(server.kubeconfig.read_text())
+    assert server.kubeconfig.stat().st_mode & 0o777 == 0o600
+    assert kubeconfig["clusters"][0]["name"] == kubeconfig["users"][0]["name"] == "default"
+    assert kubeconfig["contexts"][0]["name"] == kubeconfig["current-context"] == "default"
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{server.port}"
+    ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
+    assert ca == (tls / "server-ca.crt").read_bytes()
+    with urllib.request.urlopen(f"{server.url}/cacerts", context=ssl._create_unverified_context()) as resp:
+        assert resp.read() == ca
+
+
+def test_kubeconfig_mode_flag(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path, "--write-kubeconfig-mode", "0644")
+    assert server.kubeconfig.stat().st_mode & 0o777 == 0o644
+
+
+def test_restart_reuses_ca_and_token(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    first = server.token()
+    assert server.proc.terminate() == 0
+    again = start_server(launcher, tmp_path, port=server.port)
+    assert again.token() == first
+
+
+def test_restart_with_other_token_is_refused(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path, "--token", "first-secret")
+    assert server.token().endswith("::server:first-secret")
+    assert server.proc.terminate() == 0
+    other = start_server(launcher, tmp_path, "--token", "second-secret", wait=False, port=server.port)
+    assert other.proc.popen.wait(30) == 1
+    assert "bootstrap data already found and encrypted with different token" in other.proc.log()
+    assert not other.proc.wait_ready(0.5)
+
+
+def test_full_token_with_foreign_ca_hash_is_refused(launcher: Launcher, tmp_path: Path) -> None:
+    foreign = "K10" + "0" * 64 + "::server:secret"
+    server = start_server(launcher, tmp_path, "--token", foreign, wait=False)
+    assert server.proc.popen.wait(30) == 1
+    assert "token CA hash does not match the Cluster CA certificate hash: " + "0" * 64 in server.proc.log()
+
+
+def test_anonymous_and_bad_password_requests_are_rejected(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    ctx = ssl._create_unverified_context()
+    for path in ("/api/v1/nodes", "/version", "/readyz"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server.url + path, context=ctx)
+        assert err.value.code == 401
+    req = urllib.request.Request(server.url + "/v1-k3s/config",
+                                 headers={"Authorization": "Basic " + base64.b64encode(b"node:wrong").decode()})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, context=ctx)
+    assert err.value.code == 401
+    password = server.token().rsplit(":", 1)[1]
+    req = urllib.request.Request(server.url + "/v1-k3s/config",
+                                 headers={"Authorization": "Basic " + base64.b64encode(f"node:{password}".encode()).decode()})
+    with urllib.request.urlopen(req, context=ctx) as resp:
+        assert json.loads(resp.read())["cluster-cidr"] == "10.42.0.0/16"
+
+
+def test_real_kubectl_sees_server_node_and_san_check(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path, "--tls-san", "127.0.0.3")
+    result = real_kubectl(server.kubeconfig, "get", "nodes")
+    assert result.returncode == 0, result.stderr
+    row = node_rows(result.stdout)["srv"]
+    assert row[1] == "Ready" and row[2] == "control-plane,master" and row[-1] == VERSION
+    version = json.loads(real_kubectl(server.kubeconfig, "version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == VERSION
+    config = yaml.safe_load(server.kubeconfig.read_text())
+    for address, ok in (("127.0.0.3", True), ("127.0.0.2", False)):
+        config["clusters"][0]["cluster"]["server"] = f"https://{address}:{server.port}"
+        other = tmp_path / f"kc-{address}.yaml"
+        other.write_text(yaml.safe_dump(config))
+        res = real_kubectl(other, "get", "nodes", "--request-timeout=10s")
+        if ok:
+            assert res.returncode == 0, res.stderr
+        else:
+            assert res.returncode != 0
+            assert "certificate" in res.stderr and "127.0.0.2" in res.stderr
+
+
+def test_sigterm_exits_cleanly(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    assert server.proc.terminate() == 0
+
+
+# ---- agents -----------------------------------------------------------------------------------
+
+
+def test_agent_registers_ready_then_not_ready(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    agent = start_agent(launcher, tmp_path, server, server.token(), "--node-label", "tier=edge",
+                        "--node-taint", "dedicated=edge:NoSchedule")
+    assert agent.wait_ready(30), agent.log()
+    result = real_kubectl(server.kubeconfig, "get", "nodes")
+    assert result.returncode == 0, result.stderr
+    rows = node_rows(result.stdout)
+    assert rows["agent1"][1] == "Ready" and rows["agent1"][2] == "<none>"
+    node = json.loads(real_kubectl(server.kubeconfig, "get", "node", "agent1", "-o", "json").stdout)
+    labels = node["metadata"]["labels"]
+    assert labels["tier"] == "edge" and labels["kubernetes.io/arch"] == "amd64"
+    assert labels["node.kubernetes.io/instance-type"] == "k3s" and labels["kubernetes.io/hostname"] == "agent1"
+    assert {"key": "dedicated", "value": "edge", "effect": "NoSchedule"} in node["spec"]["taints"]
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == VERSION
+    assert agent.terminate() == 0
+
+    def not_ready() -> bool:
+        out = real_kubectl(server.kubeconfig, "get", "nodes").stdout
+        return node_rows(out).get("agent1", ["", ""])[1] == "NotReady"
+
+    assert wait_until(not_ready, timeout=30), "agent1 stayed Ready after its heartbeats stopped"
+
+
+def test_agent_with_foreign_ca_hash_never_becomes_ready(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    password = server.token().rsplit(":", 1)[1]
+    agent = start_agent(launcher, tmp_path, server, "K10" + "ab" * 32 + "::node:" + password)
+    assert agent.wait_log(r"token CA hash does not match the Cluster CA certificate hash: (ab){32} != [0-9a-f]{64}")
+    assert not agent.wait_ready(5)
+    assert agent.popen.poll() is None, "agent must keep retrying like k3s"
+    assert "agent1" not in real_kubectl(server.kubeconfig, "get", "nodes").stdout
+
+
+def test_agent_with_wrong_password_retries(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    agent = start_agent(launcher, tmp_path, server, "not-the-password")
+    assert agent.wait_log("Waiting to retrieve agent configuration; server is not ready: .*401 Unauthorized")
+    assert "token does not include a CA hash" in agent.log()
+    assert not agent.wait_ready(4)
+    assert agent.popen.poll() is None
+
+
+def test_standin_kubectl_node_operations(launcher: Launcher, tmp_path: Path, bin_dir: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    agent = start_agent(launcher, tmp_path, server, server.token())
+    assert agent.wait_ready(30), agent.log()
+    env = {"KUBECONFIG": str(server.kubeconfig)}
+
+    def kc(*args: str) -> subprocess.CompletedProcess[str]:
+        return launcher.run(*args, name="kubectl", env=env)
+
+    assert kc("cordon", "agent1").stdout == "node/agent1 cordoned\n"
+    assert "Ready,SchedulingDisabled" in kc("get", "nodes").stdout
+    drained = kc("drain", "agent1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=30s")
+    assert drained.returncode == 0 and "node/agent1 drained" in drained.stdout
+    assert kc("uncordon", "agent1").stdout == "node/agent1 uncordoned\n"
+    assert kc("label", "node", "agent1", "zone=a").returncode == 0
+    jp = kc("get", "node", "agent1", "-o", "jsonpath={.metadata.labels.zone}")
+    assert jp.stdout == "a"
+    wide = kc("get", "nodes", "-o", "wide").stdout
+    assert "INTERNAL-IP" in wide.splitlines()[0]
+    assert kc("get", "nodes", "-o", "name").stdout.split() == ["node/agent1", "node/srv"]
+    assert json.loads(kc("get", "nodes", "-o", "json").stdout)["kind"] == "List"
+    assert kc("wait", "--for=condition=Ready", "node/agent1", "--timeout=10s").returncode == 0
+    assert agent.terminate() == 0
+    assert kc("delete", "node", "agent1").stdout == 'node "agent1" deleted\n'
+    missing = kc("get", "node", "agent1")
+    assert missing.returncode == 1 and 'nodes "agent1" not found' in missing.stderr
+    real = real_kubectl(server.kubeconfig, "cordon", "srv")
+    assert real.returncode == 0 and "cordoned" in real.stdout
+
+
+def test_check_config_reports_status(launcher: Launcher) -> None:
+    result = launcher.run("check-config")
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "STATUS: pass" or re.fullmatch(r"STATUS: \d+ \(fail\)", last)
+    assert result.returncode == (0 if last == "STATUS: pass" else int(last.split()[1]))
