@@ -33,9 +33,10 @@ from typing import Any, Literal, Protocol
 
 from paramiko import AuthenticationException, BadHostKeyException, SSHException
 from paramiko.ssh_exception import NoValidConnectionsError
+from pyinfra.api.command import StringCommand
 from pyinfra.api.config import Config
 from pyinfra.api.exceptions import ConnectError, PyinfraError
-from pyinfra.api.facts import get_fact
+from pyinfra.api.facts import FactBase, get_fact
 from pyinfra.api.inventory import Inventory
 from pyinfra.api.state import State
 from pyinfra.connectors.sshuserclient import client as pyinfra_ssh_client
@@ -204,7 +205,7 @@ ARCH_ALIASES = {"armhf": "arm"}  # the inventory's armhf is k3s's arm
 
 PROBE_SCRIPT_MARK = "provision-probe"
 
-#: One round trip for everything pyinfra has no fact for. Prints key=value lines only; always exits 0.
+#: Everything pyinfra has no fact for, as key=value lines (part of the one probe command, see build_probe_command).
 #: Reads nothing that needs root. ``timeout`` guards df against hung network mounts.
 SHELL_FACTS_SCRIPT = r"""
 LC_ALL=C; export LC_ALL
@@ -246,10 +247,17 @@ for d in /var/lib/rancher /var /; do
     break
   fi
 done
-true
 """
 
-CLOCK_COMMAND = "date +%s.%N"
+SECTION_MARK = "@@provision-probe-section:"
+#: pyinfra facts whose command and parser the probe uses, by the section name in the probe's output.
+PYINFRA_FACTS: tuple[tuple[str, type[FactBase[Any]]], ...] = (
+    ("arch", server.Arch),
+    ("distro", server.LinuxDistribution),
+    ("memory", hardware.Memory),
+    ("cpus", hardware.Cpus),
+    ("hostname", server.Hostname),
+)
 WATCHDOG_TICK_S = 0.25
 
 _LOGGERS_TO_SILENCE = ("pyinfra", "paramiko")
@@ -308,22 +316,23 @@ def _probe_one(state: State, pyhost: Any, name: str, ssh: SshSettings, watchdog:
 
 
 def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
-    """Read pyinfra's facts plus one batched shell script; a missing fact stays None."""
+    """Run the whole probe as one remote command and build the facts; a fact that cannot be read stays None.
 
-    def fact(cls: Any, *args: str) -> Any:
-        return get_fact(state, pyhost, cls, args=list(args), apply_failed_hosts=False)
-
+    One SSH channel costs a session on the host (PAM, logind) of roughly 50 ms, so the pyinfra facts are not
+    fetched one by one: their own commands run in the same script as the shell reads, in marked sections, and
+    their own ``process`` parses each section.
+    """
     before = time.time()
-    clock = fact(server.Command, CLOCK_COMMAND)
+    output = get_fact(state, pyhost, server.Command, args=[PROBE_COMMAND], apply_failed_hosts=False)
     after = time.time()
-    shell_output = fact(server.Command, SHELL_FACTS_SCRIPT)
-    if not shell_output or f"mark={PROBE_SCRIPT_MARK}" not in shell_output:
-        raise ProbeCommandError("the probe's shell commands did not run (connection lost or no POSIX shell)")
-    shell = parse_key_values(shell_output)
-    distro = fact(server.LinuxDistribution) or {}
+    if not output or f"mark={PROBE_SCRIPT_MARK}" not in output:
+        raise ProbeCommandError("the probe's commands did not run (connection lost or no POSIX shell)")
+    shell, sections = split_sections(str(output))
+    pyinfra_facts = {key: _process_fact(cls, sections.get(key, [])) for key, cls in PYINFRA_FACTS}
+    distro = pyinfra_facts["distro"] or {}
     meta: Mapping[str, str] = distro.get("release_meta") or {}
-    arch_raw = _text(fact(server.Arch))
-    memory = fact(hardware.Memory)
+    arch_raw = _text(pyinfra_facts["arch"])
+    memory = pyinfra_facts["memory"]
     if memory is None and shell.get("memtotal_kb", "").isdigit():
         memory = int(shell["memtotal_kb"]) // 1024
     board_model = shell.get("dt_model") or None
@@ -333,7 +342,7 @@ def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
         reachable=True,
         uid=_int(shell.get("uid")),
         sudo_ok=shell.get("sudo") in ("root", "ok"),
-        hostname=_text(fact(server.Hostname)),
+        hostname=_text(pyinfra_facts["hostname"]),
         os_id=meta.get("ID"),
         os_like=tuple(meta.get("ID_LIKE", "").split()),
         os_version=meta.get("VERSION_ID"),
@@ -341,7 +350,7 @@ def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
         arch_raw=arch_raw,
         kernel=shell.get("kernel") or None,
         memory_mb=int(memory) if memory is not None else None,
-        cpus=fact(hardware.Cpus),
+        cpus=pyinfra_facts["cpus"],
         board=classify_board(
             arch_raw, board_model, shell.get("dt_compatible", ""), shell.get("tegra_release", ""), virt_vm
         ),
@@ -351,11 +360,60 @@ def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
         swap_mb=_kb_to_mb(shell.get("swaptotal_kb")),
         disk_path=shell.get("disk_path") or None,
         disk_free_mb=_kb_to_mb(shell.get("disk_free_kb")),
-        clock_skew_s=clock_skew(_text(clock), before, after),
+        clock_skew_s=clock_skew(shell.get("clock_start"), shell.get("clock_end"), before, after),
         systemd=shell.get("systemd") == "1" if "systemd" in shell else None,
         container=_virt(shell.get("virt_container")),
         virtualization=virt_vm,
     )
+
+
+def _fact_command(cls: type[FactBase[Any]]) -> str:
+    """A pyinfra fact's shell command, guarded like pyinfra guards it when the fact needs a binary."""
+    fact = cls()
+    command = fact.command()
+    text = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+    required = fact.requires_command()
+    if required:
+        text = f"if command -v {required} >/dev/null 2>&1; then {text}; fi"
+    return text
+
+
+def build_probe_command() -> str:
+    """The one remote command: clock, shell reads, each pyinfra fact in its section, clock again; exits 0."""
+    parts = ['echo "clock_start=$(date +%s.%N)"', SHELL_FACTS_SCRIPT.strip()]
+    for key, cls in PYINFRA_FACTS:
+        parts.append(f"echo '{SECTION_MARK}{key}'")
+        parts.append(f"( {_fact_command(cls)} ) 2>/dev/null")
+    parts += [f"echo '{SECTION_MARK}'", 'echo "clock_end=$(date +%s.%N)"', "true"]
+    return "\n".join(parts)
+
+
+PROBE_COMMAND = build_probe_command()
+
+
+def split_sections(output: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The key=value lines outside fact sections, and each fact section's lines."""
+    outside: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current: list[str] = outside
+    for line in output.splitlines():
+        if line.startswith(SECTION_MARK):
+            key = line[len(SECTION_MARK) :].strip()
+            current = sections.setdefault(key, []) if key else outside
+            continue
+        current.append(line)
+    return parse_key_values("\n".join(outside)), sections
+
+
+def _process_fact(cls: type[FactBase[Any]], lines: list[str]) -> Any:
+    """pyinfra's own parsing of a fact's output; its default when there is none or it does not parse."""
+    fact = cls()
+    if not lines:
+        return fact.default()
+    try:
+        return fact.process(lines)
+    except Exception:  # a fact parser choking on odd output costs that fact only
+        return fact.default()
 
 
 class ProbeCommandError(PyinfraError):
@@ -634,18 +692,30 @@ def memory_cgroup_enabled(shell: Mapping[str, str]) -> bool | None:
     return enabled == "1"
 
 
-def clock_skew(remote: str | None, before: float, after: float) -> float | None:
-    """Host clock minus ours, taking our clock at the midpoint of the request (error <= half the round trip)."""
-    if not remote:
+def clock_skew(remote_start: str | None, remote_end: str | None, before: float, after: float) -> float | None:
+    """Host clock minus ours, NTP-style: the host read its clock at the start and end of the command, we read ours
+    when sending and receiving; offset = ((start - before) + (end - after)) / 2. With a single remote reading this
+    is that reading against the midpoint of the request. The error is at most half the round trip.
+    """
+    start, end = _epoch(remote_start), _epoch(remote_end)
+    if start is None:
+        start = end
+    if end is None:
+        end = start
+    if start is None or end is None:
+        return None
+    return ((start - before) + (end - after)) / 2
+
+
+def _epoch(text: str | None) -> float | None:
+    """``date +%s.%N`` output as seconds; busybox date prints a literal N."""
+    if not text:
         return None
     try:
-        remote_time = float(remote.strip().split()[0])
-    except (ValueError, IndexError):
-        try:  # busybox date has no %N and prints it literally
-            remote_time = float(remote.strip().split(".")[0])
-        except ValueError:
-            return None
-    return remote_time - (before + after) / 2
+        return float(text.strip())
+    except ValueError:
+        seconds = text.strip().split(".")[0]
+        return float(seconds) if seconds.isdigit() else None
 
 
 def _virt(value: str | None) -> str | None:

@@ -21,9 +21,13 @@ import paramiko
 import pytest
 from paramiko.ssh_exception import NoValidConnectionsError
 from pyinfra.api.exceptions import ConnectError, PyinfraError
+from pyinfra.facts import hardware
 
 from provisioner.inventory.model import Hardware, Host
 from provisioner.probe import (
+    PROBE_COMMAND,
+    PYINFRA_FACTS,
+    SECTION_MARK,
     HostFacts,
     SshSettings,
     classify_board,
@@ -34,6 +38,7 @@ from provisioner.probe import (
     memory_cgroup_enabled,
     parse_key_values,
     probe_hosts,
+    split_sections,
 )
 from tests.lab.lab import HostSpec, Lab
 
@@ -168,11 +173,32 @@ def test_shell_output_parsing() -> None:
 
 
 @pytest.mark.unit
-def test_clock_skew_uses_the_midpoint() -> None:
-    assert clock_skew("1000.5", 990.0, 991.0) == pytest.approx(10.0)
-    assert clock_skew("1700000000.N", 1700000000.0, 1700000000.0) == 0.0  # busybox date without %N
-    assert clock_skew("garbage", 1.0, 2.0) is None
-    assert clock_skew(None, 1.0, 2.0) is None
+def test_clock_skew_is_ntp_style() -> None:
+    # Sent at 990, received at 991; the host read 1000.4 and 1000.6: 10 s ahead (midpoint 990.5 vs 1000.5).
+    assert clock_skew("1000.4", "1000.6", 990.0, 991.0) == pytest.approx(10.0)
+    assert clock_skew("1000.5", None, 990.0, 991.0) == pytest.approx(10.0)  # one reading: against the midpoint
+    assert clock_skew("1700000000.N", "1700000000.N", 1700000000.0, 1700000000.0) == 0.0  # busybox: no %N
+    assert clock_skew("garbage", None, 1.0, 2.0) is None
+    assert clock_skew(None, None, 1.0, 2.0) is None
+
+
+@pytest.mark.unit
+def test_probe_output_sections_feed_pyinfra_parsers() -> None:
+    """The one-command output splits into shell key=values and per-fact sections that pyinfra's parsers read."""
+    output = "\n".join([
+        "clock_start=1700000000.25", "mark=provision-probe", "uid=0",
+        f"{SECTION_MARK}arch", "aarch64",
+        f"{SECTION_MARK}memory", "      3884388 K total memory", "       123456 K used memory",
+        f"{SECTION_MARK}cpus", "4",
+        f"{SECTION_MARK}", "clock_end=1700000000.75",
+    ])  # fmt: skip
+    shell, sections = split_sections(output)
+    assert shell == {"clock_start": "1700000000.25", "mark": "provision-probe", "uid": "0",
+                     "clock_end": "1700000000.75"}  # fmt: skip
+    assert sections["arch"] == ["aarch64"] and sections["cpus"] == ["4"]
+    assert hardware.Memory().process(sections["memory"]) == 3793  # pyinfra's own parser, in MB
+    for key, _ in PYINFRA_FACTS:
+        assert f"echo '{SECTION_MARK}{key}'" in PROBE_COMMAND
 
 
 # ----- error classification ---------------------------------------------------------------------------------------

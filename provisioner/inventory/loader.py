@@ -46,7 +46,30 @@ CLUSTER_VARS = (
     "k3s_datastore_password_file",
 )
 HOST_VARS = ("provision_hardware", "k3s_node_labels", "k3s_node_taints", "k3s_server_config", "k3s_agent_config")
-KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS)
+# Variables the roles accept (see playbooks/roles/*/meta/argument_specs.yml) that the model passes through as they are.
+ROLE_TUNABLES = (
+    "k3s_channel_url",
+    "k3s_server_group",
+    "k3s_agent_group",
+    "k3s_api_endpoint",
+    "k3s_api_port",
+    "k3s_token_file",
+    "k3s_install_dir",
+    "k3s_config_dir",
+    "k3s_data_dir",
+    "k3s_systemd_dir",
+    "k3s_start_timeout",
+    "k3s_ready_timeout",
+    "k3s_cluster_name",
+    "k3s_kubeconfig_dest",
+    "k3s_verify_exclude",
+    "k3s_environment",
+    "k3s_prereq_kernel_modules",
+    "k3s_prereq_sysctls",
+    "k3s_prereq_packages",
+    "k3s_prereq_install_packages",
+)
+KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
 OWN_PREFIXES = ("provision_", "k3s_")
 _MIN_ETCD_SERVERS = 2  # one server uses SQLite; from two on, servers share embedded etcd
 

@@ -37,6 +37,16 @@ sys.path.insert(0, str(HERE))
 from build import build_standin  # noqa: E402
 from k3s_standin import config as standin_config  # noqa: E402
 
+try:
+    from tests.standin.datastore_servers import SQLServer as SQLServerT  # noqa: E402
+    from tests.standin.datastore_servers import postgres_server  # noqa: E402, F401
+except ImportError:  # pragma: no cover - datastore fixtures not available
+    SQLServerT = object  # type: ignore[misc, assignment]
+
+    @pytest.fixture(scope="session")
+    def postgres_server() -> None:  # type: ignore[misc]
+        pytest.skip("datastore_servers fixtures not available")
+
 pytestmark = pytest.mark.unit
 VERSION = "v1.28.4+k3s2"
 REAL_KUBECTL = "/usr/bin/kubectl"
@@ -171,7 +181,7 @@ class ServerInfo:
 
 
 def start_server(launcher: Launcher, tmp: Path, *extra: str, config_text: str = "", name: str = "srv",
-                 wait: bool = True, port: int | None = None) -> ServerInfo:
+                 wait: bool = True, port: int | None = None, env: dict[str, str] | None = None) -> ServerInfo:
     data_dir = tmp / f"{name}-data"
     cfg = tmp / f"{name}-config.yaml"
     if not cfg.exists() or config_text:
@@ -179,7 +189,7 @@ def start_server(launcher: Launcher, tmp: Path, *extra: str, config_text: str = 
     kubeconfig = tmp / f"{name}-k3s.yaml"
     port = port or free_port()
     proc = launcher.start("server", "--data-dir", str(data_dir), "--config", str(cfg), "--write-kubeconfig",
-                          str(kubeconfig), "--https-listen-port", str(port), "--node-name", name, *extra)
+                          str(kubeconfig), "--https-listen-port", str(port), "--node-name", name, *extra, env=env)
     info = ServerInfo(proc, data_dir, cfg, kubeconfig, port)
     if wait:
         assert proc.wait_ready(), f"server never sent READY=1:\n{proc.log()}"
@@ -500,3 +510,67 @@ def test_check_config_reports_status(launcher: Launcher) -> None:
     last = result.stdout.strip().splitlines()[-1]
     assert last == "STATUS: pass" or re.fullmatch(r"STATUS: \d+ \(fail\)", last)
     assert result.returncode == (0 if last == "STATUS: pass" else int(last.split()[1]))
+
+
+# ---- HA datastores ------------------------------------------------------------------------------
+
+
+def etcd_env() -> dict[str, str]:
+    return {"K3S_STANDIN_ETCD_CLIENT_PORT": str(free_port()), "K3S_STANDIN_ETCD_PEER_PORT": str(free_port())}
+
+
+def test_embedded_etcd_three_servers_quorum_and_snapshot(launcher: Launcher, tmp_path: Path) -> None:
+    common = ("--node-ip", "127.0.0.1", "--token", "ha-secret")
+    first = start_server(launcher, tmp_path, *common, "--cluster-init", name="s1", env=etcd_env())
+    joiners = [start_server(launcher, tmp_path, *common, "--server", first.url, name=n, env=etcd_env())
+               for n in ("s2", "s3")]
+    rows = node_rows(real_kubectl(first.kubeconfig, "get", "nodes").stdout)
+    assert set(rows) == {"s1", "s2", "s3"}
+    assert all(r[1] == "Ready" and r[2] == "control-plane,etcd,master" for r in rows.values())
+    assert first.token() == joiners[0].token(), "joiners must share the cluster CA and token"
+    assert joiners[0].proc.terminate() == 0  # one of three down: still a majority
+    assert real_kubectl(joiners[1].kubeconfig, "get", "nodes").returncode == 0
+    snap = launcher.run("etcd-snapshot", "save", "-c", str(first.config), "-d", str(first.data_dir),
+                        "--https-listen-port", str(first.port))
+    assert snap.returncode == 0, snap.stderr
+    assert re.search(r"Snapshot on-demand-s1-\d+ saved", snap.stderr)
+    listing = launcher.run("etcd-snapshot", "ls", "-c", str(first.config), "-d", str(first.data_dir))
+    assert "on-demand-s1-" in listing.stdout
+    assert joiners[1].proc.terminate() == 0  # two of three down: no quorum
+    assert wait_until(lambda: real_kubectl(first.kubeconfig, "get", "nodes", "--request-timeout=10s").returncode != 0,
+                      timeout=30), "API kept answering without etcd quorum"
+    assert first.proc.terminate() == 0
+    snapshot = next((first.data_dir / "server" / "db" / "snapshots").iterdir())
+    reset = launcher.run("server", "-c", str(first.config), "-d", str(first.data_dir), "--node-name", "s1",
+                         *common, "--cluster-reset", f"--cluster-reset-restore-path={snapshot}",
+                         env={k: v for k, v in etcd_env().items()})
+    assert reset.returncode == 0, reset.stderr
+    assert "Managed etcd cluster membership has been reset, restart without --cluster-reset flag now." in reset.stderr
+    assert (first.data_dir / "server" / "db" / "reset-flag").exists()
+    again = start_server(launcher, tmp_path, *common, name="s1", env=etcd_env())
+    assert "s1" in real_kubectl(again.kubeconfig, "get", "nodes").stdout
+    assert not (first.data_dir / "server" / "db" / "reset-flag").exists()
+
+
+def test_joining_server_with_foreign_ca_hash_exits(launcher: Launcher, tmp_path: Path) -> None:
+    first = start_server(launcher, tmp_path, "--node-ip", "127.0.0.1", "--cluster-init", name="s1", env=etcd_env())
+    password = first.token().rsplit(":", 1)[1]
+    joiner = start_server(launcher, tmp_path, "--node-ip", "127.0.0.1", "--server", first.url, "--token",
+                          "K10" + "cd" * 32 + "::server:" + password, name="s2", env=etcd_env(), wait=False)
+    assert joiner.proc.popen.wait(30) == 1
+    assert "token CA hash does not match the Cluster CA certificate hash: " + "cd" * 32 in joiner.proc.log()
+
+
+def test_external_postgres_shares_state_and_refuses_other_token(launcher: Launcher, tmp_path: Path,
+                                                                postgres_server: "SQLServerT") -> None:
+    endpoint = postgres_server.endpoint(database="standin_" + os.urandom(4).hex())
+    args = ("--datastore-endpoint", endpoint, "--node-ip", "127.0.0.1")
+    one = start_server(launcher, tmp_path, *args, "--token", "shared-secret", name="p1")
+    two = start_server(launcher, tmp_path, *args, "--token", "shared-secret", name="p2")
+    assert one.token() == two.token(), "second server must take the CA from the datastore"
+    rows = node_rows(real_kubectl(two.kubeconfig, "get", "nodes").stdout)
+    assert set(rows) == {"p1", "p2"}
+    assert "etcd" not in rows["p1"][2]
+    three = start_server(launcher, tmp_path, *args, "--token", "other-secret", name="p3", wait=False)
+    assert three.proc.popen.wait(60) == 1
+    assert "bootstrap data already found and encrypted with different token" in three.proc.log()
