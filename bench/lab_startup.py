@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.lab import image  # noqa: E402
-from tests.lab.lab import HostSpec, Lab  # noqa: E402
-from tests.lab.mirror import build_mirror  # noqa: E402
+from tests.lab import image
+from tests.lab.lab import HostSpec, Lab
+from tests.lab.mirror import build_mirror
 
 
 def main() -> int:
@@ -29,8 +29,8 @@ def main() -> int:
 
     started = time.monotonic()
     tag = image.ensure_image("amd64")
-    if image.last_build_seconds is not None:
-        print(f"image build: {image.last_build_seconds:.1f}s ({tag})")
+    if "amd64" in image.build_seconds:
+        print(f"image build: {image.build_seconds['amd64']:.1f}s ({tag})")
     else:
         print(f"image: reused {tag} ({time.monotonic() - started:.2f}s to check)")
 

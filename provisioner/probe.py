@@ -14,6 +14,9 @@ silently change behaviour), and without the patch paramiko's blocking sockets wo
 host runs in its own OS thread, which is what paramiko is built for; pyinfra's per-call gevent helpers then run
 on a private hub per thread. A watchdog closes the SSH transport of any host that overruns its deadline, which
 unblocks its reads, so one hung host cannot stall the probe.
+
+Speed: after the connection, a host costs ONE remote command: pyinfra's facts (Arch, LinuxDistribution, Memory,
+Cpus, Hostname) contribute their own commands and parsers to it, next to the shell reads pyinfra has no fact for.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import gevent  # type: ignore[import-untyped]  # no stubs; pyproject could list gevent.* with pyinfra.*
 from paramiko import AuthenticationException, BadHostKeyException, SSHException
 from paramiko.ssh_exception import NoValidConnectionsError
 from pyinfra.api.command import StringCommand
@@ -313,6 +317,7 @@ def _probe_one(state: State, pyhost: Any, name: str, ssh: SshSettings, watchdog:
     finally:
         watchdog.unregister(name)
         _close(pyhost)
+        _destroy_thread_hub()
 
 
 def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
@@ -474,6 +479,12 @@ def _close(pyhost: Any) -> None:
     if client is not None:
         with contextlib.suppress(Exception):
             client.close()
+
+
+def _destroy_thread_hub() -> None:
+    """Free the gevent hub pyinfra's command helpers created in this worker thread (its loop holds descriptors)."""
+    with contextlib.suppress(Exception):
+        gevent.get_hub().destroy(destroy_loop=True)
 
 
 class _Watchdog:

@@ -7,6 +7,7 @@ progress; results leave as a PlaybookResult. No stdout is scraped and no shell c
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -179,7 +180,7 @@ class Runner:
             forks=run.forks,
             cmdline=" ".join(cmdline) or None,
             ident=ident,
-            envvars=self.ssh.envvars() | {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+            envvars=self.ssh.envvars() | {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_own_ansible()},
             event_handler=handle,
             quiet=True,
             suppress_env_files=True,
@@ -228,6 +229,12 @@ class Runner:
     def _emit(self, event: HostEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
+
+
+def _path_with_own_ansible() -> str:
+    """PATH with this environment's bin first, so its ansible-playbook (and collections) run, not another one."""
+    own = str(Path(sys.executable).parent)
+    return os.pathsep.join([own, os.environ.get("PATH", os.defpath)])
 
 
 def _tighten(path: Path) -> None:

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import inspect
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.lab import LAB_LABEL, LAB_ID_LABEL
+from tests.lab import LAB_ID_LABEL, LAB_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +118,27 @@ WantedBy=multi-user.target
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64"}
 
 
+#: Bump when tune_rootfs/import_rootfs change what ends up in the image (the data below is hashed itself).
+RECIPE_VERSION = 1
+
+#: Trimmed from the tree after debootstrap: not needed on test hosts.
+TRIMMED_DIRS: tuple[str, ...] = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "var/cache/apt",
+)
+
+#: ``docker import --change`` instructions (LABELs with the recipe hash are added on import).
+IMPORT_CHANGES: tuple[str, ...] = ("ENV container=docker", 'CMD ["/lib/systemd/systemd"]')
+
+
 def recipe_hash(arch: str) -> str:
-    """Hash everything that shapes the image, so a changed recipe gets a new tag."""
+    """Hash everything that shapes the image, so a changed recipe gets a new tag (and a rebuild).
+
+    Only data is hashed, not source text, so reformatting the code does not force a rebuild.
+    """
     recipe = {
         "suite": SUITE,
         "arch": arch,
@@ -129,7 +147,9 @@ def recipe_hash(arch: str) -> str:
         "sshd": SSHD_CONFIG,
         "journald": JOURNALD_CONFIG,
         "hostkeys": HOSTKEYS_UNIT,
-        "code": inspect.getsource(tune_rootfs) + inspect.getsource(import_rootfs),
+        "trimmed": TRIMMED_DIRS,
+        "changes": IMPORT_CHANGES,
+        "version": RECIPE_VERSION,
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return digest[:12]
@@ -145,11 +165,11 @@ def debian_mirror() -> str:
     sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
     for path in sources:
         for stanza in path.read_text(encoding="utf-8").split("\n\n"):
-            fields = dict(
-                (key.strip().lower(), value.strip())
+            fields = {
+                key.strip().lower(): value.strip()
                 for key, _, value in (line.partition(":") for line in stanza.splitlines())
                 if value and not key.startswith("#")
-            )
+            }
             suites = fields.get("suites", "").split()
             if SUITE in suites and "debian" in fields.get("uris", ""):
                 return fields["uris"].split()[0]
@@ -179,7 +199,7 @@ def ensure_image(arch: str = "amd64", rebuild: bool = False) -> str:
         raise ValueError(f"unsupported lab architecture {arch!r} (use one of {sorted(DEBIAN_ARCH)})")
     stable_tag, content_tag = image_tags(arch)
     lock_path = Path(tempfile.gettempdir()) / f"provision-lab-image-{arch}.lock"
-    with open(lock_path, "w", encoding="utf-8") as lock:
+    with lock_path.open("w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if rebuild or not image_exists(content_tag):
             build_image(arch, content_tag)
@@ -187,13 +207,12 @@ def ensure_image(arch: str = "amd64", rebuild: bool = False) -> str:
     return content_tag
 
 
-#: Seconds the last ``build_image`` call took (for the bench), None when nothing was built.
-last_build_seconds: float | None = None
+#: arch -> seconds the image build took in this process (for the bench); absent when reused.
+build_seconds: dict[str, float] = {}
 
 
 def build_image(arch: str, tag: str) -> None:
     """debootstrap a root filesystem, tune it for systemd-in-docker and import it as ``tag``."""
-    global last_build_seconds
     started = time.monotonic()
     if arch != "amd64":
         enable_emulation(arch)
@@ -224,7 +243,7 @@ def build_image(arch: str, tag: str) -> None:
         import_rootfs(rootfs, tag, arch)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    last_build_seconds = time.monotonic() - started
+    build_seconds[arch] = time.monotonic() - started
 
 
 def enable_emulation(arch: str) -> None:
@@ -268,7 +287,7 @@ def tune_rootfs(rootfs: Path) -> None:
     root_ssh = rootfs / "root/.ssh"
     root_ssh.mkdir(mode=0o700, exist_ok=True)
     # Keep it lean: documentation, manuals, translations and apt caches are not needed on test hosts.
-    for sub in ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt"):
+    for sub in TRIMMED_DIRS:
         path = rootfs / sub
         if path.is_dir():
             shutil.rmtree(path)
@@ -287,16 +306,13 @@ def import_rootfs(rootfs: Path, tag: str, arch: str) -> None:
         f"LABEL {LAB_ID_LABEL}=image",
         f"LABEL provision.lab.arch={arch}",
         f"LABEL provision.lab.recipe={recipe_hash(arch)}",
-        "ENV container=docker",
-        'CMD ["/lib/systemd/systemd"]',
+        *IMPORT_CHANGES,
     ]
     command = ["docker", "import"]
     for change in changes:
         command += ["--change", change]
     command += ["-", tag]
-    tar = subprocess.Popen(
-        ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
-    )
+    tar = subprocess.Popen(["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     assert tar.stdout is not None
     try:
         result = subprocess.run(command, stdin=tar.stdout, capture_output=True, text=True, check=False)
@@ -310,11 +326,9 @@ def import_rootfs(rootfs: Path, tag: str, arch: str) -> None:
 
 def main() -> None:
     """``python -m tests.lab.image [arch]``: build (or reuse) and print the tag and build time."""
-    import sys
-
     arch = sys.argv[1] if len(sys.argv) > 1 else "amd64"
     tag = ensure_image(arch, rebuild="--rebuild" in sys.argv)
-    built = f"built in {last_build_seconds:.1f}s" if last_build_seconds is not None else "reused"
+    built = f"built in {build_seconds[arch]:.1f}s" if arch in build_seconds else "reused"
     print(f"{tag} ({built})")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import fcntl
+import functools
 import io
 import ipaddress
 import json
@@ -42,15 +43,24 @@ R = TypeVar("R")
 #: systemd as PID 1 without --privileged (which fails on these VMs: CAP_SYS_RESOURCE is not in the
 #: bounding set).  See shared/reference/lab.md.
 SYSTEMD_RUN_ARGS: tuple[str, ...] = (
-    "--cap-add", "ALL",
-    "--cap-drop", "SYS_RESOURCE",
-    "--security-opt", "seccomp=unconfined",
-    "--security-opt", "apparmor=unconfined",
-    "--cgroupns", "host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run",
-    "--tmpfs", "/run/lock",
-    "--stop-signal", "SIGRTMIN+3",  # systemd's "halt": a clean shutdown on docker stop
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--cgroupns",
+    "host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+    "--stop-signal",
+    "SIGRTMIN+3",  # systemd's "halt": a clean shutdown on docker stop
 )
 
 LXCFS_DIR = Path("/var/lib/lxcfs")
@@ -72,9 +82,7 @@ class Board:
     files: Mapping[str, str] = field(default_factory=dict)
 
 
-RPI_CMDLINE = (
-    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
-)
+RPI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
 
 BOARDS: dict[str, Board] = {
     "rpi4": Board(
@@ -164,6 +172,7 @@ class Lab:
         self.hosts: dict[str, HostInfo] = {}
         self.mirror_url: str | None = None
         self.mirror_ip: str | None = None
+        self._scanned: dict[str, list[str]] = {}
 
     # ----- creation -------------------------------------------------------------------------
 
@@ -186,20 +195,20 @@ class Lab:
         if mirror_dir is not None and "amd64" not in images:
             images["amd64"] = ensure_image("amd64")
         destroy_lab(lab_id)  # leftovers of an earlier run with the same id
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds the private key
         network, subnet = create_network(lab_id)
         lab = cls(lab_id, workdir, network, subnet)
         try:
             lab._generate_key()
             addresses = lab._address_plan(specs)
             jobs: list[Callable[[], None]] = [
-                (lambda spec=spec: lab._start_host(spec, images[spec.arch], addresses[spec.name])) for spec in specs
+                functools.partial(lab._start_host, spec, images[spec.arch], addresses[spec.name]) for spec in specs
             ]
             if mirror_dir is not None:
-                jobs.append(lambda: lab._start_mirror(mirror_dir, images["amd64"], addresses["@mirror"]))
+                jobs.append(functools.partial(lab._start_mirror, mirror_dir, images["amd64"], addresses["@mirror"]))
             parallel(lambda job: job(), jobs)
             lab.hosts = {spec.name: lab.hosts[spec.name] for spec in specs}  # spec order, not finish order
-            lab._write_known_hosts(parallel(lab._scan_host_keys, list(lab.hosts)))
+            lab._write_known_hosts(lab._scanned[name] for name in lab.hosts)
             parallel(lab._verify_ssh, list(lab.hosts))
             lab.save()
         except BaseException:
@@ -229,8 +238,17 @@ class Lab:
         """create → copy the root key and board files in → start (so they exist at first boot)."""
         container = self.container(spec.name)
         args = [
-            "create", "--name", container, "--hostname", spec.name,
-            "--network", self.network, "--ip", ip, "--network-alias", spec.name,
+            "create",
+            "--name",
+            container,
+            "--hostname",
+            spec.name,
+            "--network",
+            self.network,
+            "--ip",
+            ip,
+            "--network-alias",
+            spec.name,
             *labels(self.lab_id, host=spec.name, arch=spec.arch, board=spec.board or ""),
             *SYSTEMD_RUN_ARGS,
             *self._resource_args(spec),
@@ -241,7 +259,11 @@ class Lab:
         docker("cp", "-", f"{container}:/", input_bytes=self._seed_tar(spec))
         docker("start", container)
         self.hosts[spec.name] = HostInfo(ip=ip, arch=spec.arch, board=spec.board)
-        self._wait_for_port(ip, 22)
+        try:
+            self._wait_for_port(ip, 22)
+        except LabError as error:
+            raise LabError(f"{spec.name}: {error}\n{self.diagnose(spec.name)}") from error
+        self._scanned[spec.name] = self._scan_host_keys(spec.name)  # while other hosts still boot
 
     def _resource_args(self, spec: HostSpec) -> list[str]:
         """Memory/CPU limits, made visible inside through lxcfs when it runs (optional)."""
@@ -390,7 +412,13 @@ class Lab:
     # ----- operations -----------------------------------------------------------------------
 
     def exec(
-        self, host: str, cmd: str | Sequence[str], *, check: bool = False, input: str | None = None, timeout: float = 120
+        self,
+        host: str,
+        cmd: str | Sequence[str],
+        *,
+        check: bool = False,
+        input: str | None = None,
+        timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the host via ``docker exec`` (a back door for test assertions, not SSH)."""
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
@@ -476,6 +504,16 @@ class Lab:
         if result.returncode != 0:
             raise LabError(f"could not rename {host}'s re-attached interface to eth0: {result.stderr.strip()}")
 
+    def diagnose(self, host: str) -> str:
+        """systemd's view of a host that does not come up (for error messages)."""
+        report = self.exec(
+            host,
+            "systemctl is-system-running; systemctl --failed --no-legend; "
+            "systemctl status --no-pager -l ssh.service ssh-hostkeys.service 2>&1 | tail -30",
+            timeout=30,
+        )
+        return (report.stdout + report.stderr).strip()
+
     def is_running(self, host: str) -> bool:
         state = docker("inspect", "-f", "{{.State.Running}}", self.container(host))
         return state.strip() == "true"
@@ -531,7 +569,7 @@ def create_network(lab_id: str) -> tuple[str, str]:
     """
     name = f"plab-{lab_id}"
     lock_path = Path(tempfile.gettempdir()) / "provision-lab-network.lock"
-    with open(lock_path, "w", encoding="utf-8") as lock:
+    with lock_path.open("w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         probe = f"{name}-probe"
         docker("network", "rm", probe, check=False)

@@ -52,7 +52,7 @@ Builder = Callable[[str, str, Path], Path]
 
 def default_builder() -> Builder:
     """The stand-in builder from tests/standin (owned by another helper)."""
-    from tests.standin.build import build_standin
+    from tests.standin.build import build_standin  # noqa: PLC0415 - lazy: the stand-in is another helper's package
 
     return build_standin
 
@@ -119,9 +119,11 @@ def write_airgap_archives(folder: Path, version: str, arch: str) -> list[str]:
     raw = docker_save_archive(AIRGAP_IMAGES, version, arch)
     (folder / base).write_bytes(raw)
     names = [base]
-    with (folder / f"{base}.gz").open("wb") as handle:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0) as compressed:
-            compressed.write(raw)
+    with (
+        (folder / f"{base}.gz").open("wb") as handle,
+        gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0) as compressed,
+    ):
+        compressed.write(raw)
     names.append(f"{base}.gz")
     if shutil.which("zstd"):
         zst = subprocess.run(["zstd", "-q", "-3", "-c"], input=raw, capture_output=True, check=True).stdout

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import sys
 import urllib.parse
 from functools import partial
+from pathlib import Path
 
 CHANNEL_PREFIX = "/v1-release/channels"
 TAG_PREFIX = "/k3s-io/k3s/releases/tag/"
@@ -47,30 +47,27 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
             return True
         if path.startswith(CHANNEL_PREFIX + "/"):
             name = path[len(CHANNEL_PREFIX) + 1 :]
-            version = dict((item["name"], item["latest"]) for item in self._channels()).get(name)
+            version = {item["name"]: item["latest"] for item in self._channels()}.get(name)
             if version is None:
                 self._send(404, f"channel {name!r} not found\n".encode(), "text/plain")
                 return True
             self.send_response(302)
-            host = self.headers.get("Host", f"{self.server.server_address[0]}:{self.server.server_address[1]}")
+            host = self.headers.get("Host", "localhost")  # HTTP/1.1 clients always send it
             self.send_header("Location", f"http://{host}{TAG_PREFIX}{urllib.parse.quote(version, safe='+')}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return True
         if path.startswith(TAG_PREFIX):
             version = path[len(TAG_PREFIX) :]
-            exists = os.path.isdir(os.path.join(self.directory, version))
+            exists = (Path(self.directory) / version).is_dir()
             self._send(200 if exists else 404, (version + "\n").encode(), "text/plain")
             return True
         return False
 
     def _channels(self) -> list[dict[str, str]]:
-        folder = os.path.join(self.directory, CHANNEL_PREFIX.lstrip("/"))
-        channels = []
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                channels.append({"id": name, "name": name, "latest": handle.read().strip()})
-        return channels
+        folder = Path(self.directory) / CHANNEL_PREFIX.lstrip("/")
+        files = sorted(folder.iterdir()) if folder.is_dir() else []
+        return [{"id": f.name, "name": f.name, "latest": f.read_text(encoding="utf-8").strip()} for f in files]
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -84,7 +81,8 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
 def main() -> None:
     root, port = sys.argv[1], int(sys.argv[2])
     handler = partial(MirrorHandler, directory=root)
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), handler)
+    address = ("0.0.0.0", port)  # noqa: S104 - all interfaces of its container, for the lab network
+    server = http.server.ThreadingHTTPServer(address, handler)
     print(f"serving {root} on :{port}", flush=True)
     server.serve_forever()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.lab.lab import DEVICE_TREE_DIR, HostSpec, Lab, lxcfs_running
 pytestmark = pytest.mark.lab
 
 VERSION = "v1.28.4+k3s2"
+FIRST_REPO_TAG = 'import json, sys; print(json.load(sys.stdin)[0]["RepoTags"][0])'
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,9 @@ def lab_objects(lab_id: str) -> list[str]:
     """Containers and networks still carrying this lab's id label."""
     label = f"label={LAB_ID_LABEL}={lab_id}"
     containers = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True)
-    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", label], capture_output=True, text=True)
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", label], capture_output=True, text=True, check=True
+    )
     return containers.stdout.split() + networks.stdout.split()
 
 
@@ -112,7 +116,7 @@ def test_mirror_serves_arm_assets_airgap_archives_and_channel_redirects(lab3: La
         grep -c k3s-airgap-images-arm64.tar sums-arm64
         curl -fsS -o k3s-airgap-images-amd64.tar '{base}/{VERSION}/k3s-airgap-images-amd64.tar'
         curl -fsS '{base}/{VERSION}/k3s-airgap-images-amd64.sha256sum' | grep -E '\\.tar$' | sha256sum -c
-        python3 -c 'import json,tarfile; print(json.load(tarfile.open("k3s-airgap-images-amd64.tar").extractfile("manifest.json"))[0]["RepoTags"][0])'
+        tar -xOf k3s-airgap-images-amd64.tar manifest.json | python3 -c '{FIRST_REPO_TAG}'
         curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}\\n' '{base}/v1-release/channels/v1.28'
         curl -fsSL -o /dev/null -w '%{{url_effective}}\\n' '{base}/v1-release/channels/stable'
         curl -s -o /dev/null -w '%{{http_code}}\\n' '{base}/v1-release/channels/nope'
@@ -154,9 +158,8 @@ def test_disconnected_host_is_cut_off_both_ways_and_reconnects_with_same_ip(lab3
     assert lab3.ssh("host3", "true", timeout=30).returncode == 255
     assert lab3.exec("host3", probe).stdout.strip() == "unreachable"
     lab3.reconnect("host3")
-    assert lab3.ssh("host3", f"ip -4 -o addr show eth0 | grep -q ' {lab3.ip('host3')}/' && {probe}").stdout.strip() == (
-        "reach"
-    )
+    same_ip_on_eth0 = f"ip -4 -o addr show eth0 | grep -q ' {lab3.ip('host3')}/'"
+    assert lab3.ssh("host3", f"{same_ip_on_eth0} && {probe}").stdout.strip() == "reach"
 
 
 def test_board_identity_is_visible(make_lab: MakeLab) -> None:
@@ -190,3 +193,25 @@ def test_destroy_removes_exactly_this_labs_objects(make_lab: MakeLab, lab3: Lab)
     lab.destroy()
     assert lab_objects(lab.lab_id) == []
     assert lab3.ssh("host1", "true").returncode == 0  # another lab is untouched
+
+
+@pytest.mark.arm64
+def test_arm64_host_gets_and_runs_only_the_arm64_artifact(make_lab: MakeLab) -> None:
+    """Emulated arm64 host (slow: builds the arm64 image once); enabled with PROVISION_LAB_ARM64=1."""
+    if os.environ.get("PROVISION_LAB_ARM64") != "1":
+        pytest.skip("arm64 lab hosts are opt-in: set PROVISION_LAB_ARM64=1 (needs qemu-user-static, binfmt-support)")
+    lab = make_lab([HostSpec("arm1", arch="arm64", board="rpi5")])
+    assert lab.ssh("arm1", "uname -m").stdout.strip() == "aarch64"
+    base = f"{lab.mirror_url}/{VERSION}"
+    script = f"""
+        set -e; cd /tmp
+        curl -fsS -O '{base}/k3s-arm64' -O '{base}/k3s' -O '{base}/sha256sum-arm64.txt'
+        grep -E '  k3s-arm64$' sha256sum-arm64.txt | sha256sum -c
+        chmod +x k3s-arm64 k3s
+        ./k3s-arm64 --version | head -1
+        set +e; ./k3s --version 2>&1; echo "amd64 build exit $?"
+    """
+    result = lab.ssh("arm1", script)
+    assert "k3s-arm64: OK" in result.stdout, result.stdout + result.stderr
+    assert f"k3s version {VERSION} (" in result.stdout
+    assert "Exec format error" in result.stdout and "amd64 build exit 126" in result.stdout

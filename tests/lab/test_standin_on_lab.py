@@ -26,7 +26,7 @@ pytestmark = pytest.mark.lab
 
 VERSION = "v1.28.4+k3s2"
 KUBECTL = "/usr/bin/kubectl"
-TOKEN_PATH = "/var/lib/rancher/k3s/server/token"
+TOKEN_PATH = "/var/lib/rancher/k3s/server/token"  # noqa: S105 - a path, not a secret
 CA_MISMATCH = "token CA hash does not match the Cluster CA certificate hash"
 
 
@@ -128,7 +128,7 @@ def write_kubeconfig(lab: Lab, server_address: str, dest: Path) -> Path:
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [KUBECTL, "--kubeconfig", str(kubeconfig), "--request-timeout", "10s", *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
@@ -175,6 +175,10 @@ def cluster(lab_image: str, mirror_dir: Path, tmp_path_factory: pytest.TempPathF
         # An unknown key in a server's config.yaml: k3s warns and starts anyway.
         install_unit(lab, "host1", "server", {}, config="write-kubeconfig-mode: '0600'\nbogus-option: true\n")
         server_states = start_and_watch(lab, "host1", "k3s", seconds=120)
+        if server_states[-1:] != ["active"]:
+            pytest.fail(
+                f"k3s server on host1 never became active: {server_states}\n" + journal(lab, "host1", "k3s")[-3000:]
+            )
         token = read_token(lab)
         install_unit(lab, "host2", "agent", {"K3S_URL": f"https://{lab.ip('host1')}:6443", "K3S_TOKEN": token})
         lab.ssh("host2", "systemctl start --no-block k3s-agent", check=True)

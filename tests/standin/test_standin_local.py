@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -89,7 +88,7 @@ class Proc:
             self.notify.settimeout(0.5)
             try:
                 data = self.notify.recv(4096)
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 continue
             if b"READY=1" in data:
                 return True
@@ -283,11 +282,11 @@ def test_config_dropins_override_and_append(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("K3S_NODE_NAME", "from-env")
     monkeypatch.setenv("K3S_TOKEN", "envtoken")
     settings = standin_config.parse("server", ["--config", str(cfg), "--tls-san", "c.example"])
-    assert settings.str("node-name") == "late"  # later drop-in wins, config beats env
-    assert settings.list("tls-san") == ["a.example", "b.example", "c.example"]
-    assert settings.str("token") == "envtoken"  # env fills what nothing else set
+    assert settings.text("node-name") == "late"  # later drop-in wins, config beats env
+    assert settings.strings("tls-san") == ["a.example", "b.example", "c.example"]
+    assert settings.text("token") == "envtoken"  # env fills what nothing else set
     cli = standin_config.parse("server", ["--config", str(cfg), "--node-name", "cli"])
-    assert cli.str("node-name") == "cli"
+    assert cli.text("node-name") == "cli"
 
 
 def test_server_warns_on_unknown_config_key_and_starts(launcher: Launcher, tmp_path: Path) -> None:
@@ -562,7 +561,7 @@ def test_joining_server_with_foreign_ca_hash_exits(launcher: Launcher, tmp_path:
 
 
 def test_external_postgres_shares_state_and_refuses_other_token(launcher: Launcher, tmp_path: Path,
-                                                                postgres_server: "SQLServerT") -> None:
+                                                                postgres_server: SQLServerT) -> None:
     endpoint = postgres_server.endpoint(database="standin_" + os.urandom(4).hex())
     args = ("--datastore-endpoint", endpoint, "--node-ip", "127.0.0.1")
     one = start_server(launcher, tmp_path, *args, "--token", "shared-secret", name="p1")
@@ -574,3 +573,42 @@ def test_external_postgres_shares_state_and_refuses_other_token(launcher: Launch
     three = start_server(launcher, tmp_path, *args, "--token", "other-secret", name="p3", wait=False)
     assert three.proc.popen.wait(60) == 1
     assert "bootstrap data already found and encrypted with different token" in three.proc.log()
+
+
+def test_notify_on_abstract_socket(bin_dir: Path, tmp_path: Path) -> None:
+    name = f"standin-notify-{os.getpid()}-{time.time_ns()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(30)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K3S_")}
+    env["NOTIFY_SOCKET"] = "@" + name
+    proc = subprocess.Popen([str(bin_dir / "k3s"), "server", "-c", str(cfg), "-d", str(tmp_path / "d"), "-o",
+                             str(tmp_path / "k.yaml"), "--https-listen-port", str(free_port())],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert b"READY=1" in sock.recv(4096)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        sock.close()
+
+
+def test_upgrade_in_place_updates_node_versions(launcher: Launcher, tmp_path: Path, bin_dir: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    agent = start_agent(launcher, tmp_path, server, server.token())
+    assert agent.wait_ready(30), agent.log()
+    token = server.token()
+    assert server.proc.terminate() == 0 and agent.terminate() == 0
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    build_standin("v1.29.0+k3s1", "amd64", newer / "k3s")
+    launcher.bin_dir = newer
+    upgraded = start_server(launcher, tmp_path, port=server.port)
+    assert upgraded.token() == token, "an upgrade must keep the CA and token"
+    agent2 = start_agent(launcher, tmp_path, upgraded, token)
+    assert agent2.wait_ready(30), agent2.log()
+    rows = node_rows(real_kubectl(upgraded.kubeconfig, "get", "nodes").stdout)
+    assert rows["srv"][-1] == "v1.29.0+k3s1" and rows["agent1"][-1] == "v1.29.0+k3s1"
+    assert rows["agent1"][1] == "Ready"

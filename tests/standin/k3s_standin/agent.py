@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 
-from . import _buildinfo, host, log, nodeinfo, pki
+from . import _buildinfo, host, log, nodeinfo
 from . import token as tokens
 from .config import Settings, UsageError, parse
 from .joinclient import JoinError, fetch_json, validate_server
-from .server import read_token_file, usage_fatal
+from .server import print_help, read_token_file, usage_fatal
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -51,17 +50,17 @@ class AgentRun:
 
     def _call(self, path: str, method: str = "GET", body: object = None) -> object:
         """Try the configured server first, then other servers the cluster told us about."""
-        last: JoinError | None = None
+        first: JoinError | None = None
         for url in [self.server_url, *[u for u in self.servers if u != self.server_url]]:
             try:
                 return fetch_json(url, path, "node", self.info.password, method=method, body=body,
                                   bundle=self.bundle)
             except JoinError as exc:
-                last = exc
+                first = first or exc
                 if " 401 " in f" {exc} " or " 404 " in f" {exc} ":
                     break
-        assert last is not None
-        raise last
+        assert first is not None
+        raise first
 
     def fetch_config(self) -> None:
         while True:
@@ -127,15 +126,17 @@ class AgentRun:
 
 
 def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        return print_help("agent")
     try:
         settings = parse("agent", argv)
     except UsageError as exc:
         return usage_fatal("agent", exc)
-    log.set_debug(settings.bool("debug"))
-    server_url = settings.str("server")
+    log.set_debug(settings.flag("debug"))
+    server_url = settings.text("server")
     if not server_url:
         log.fatal("--server is required")
-    token_text = read_token_file(settings.str("token-file")) if settings.str("token-file") else settings.str("token")
+    token_text = read_token_file(settings.text("token-file")) if settings.text("token-file") else settings.text("token")
     if not token_text:
         log.fatal("--token is required")
     try:

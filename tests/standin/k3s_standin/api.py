@@ -89,7 +89,7 @@ class ApiServer(ThreadingHTTPServer):
             log.debug(f"http: TLS handshake error from {client_address[0]}:{client_address[1]}: {exc}")
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         finally:
             try:
                 tls.close()
@@ -159,7 +159,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _client_subject(self) -> dict[str, list[str]] | None:
         try:
-            cert = self.connection.getpeercert()  # type: ignore[attr-defined]
+            cert = self.connection.getpeercert()
         except (AttributeError, ValueError):
             return None
         if not cert:
@@ -341,7 +341,7 @@ class Handler(BaseHTTPRequestHandler):
             self._status(404, "NotFound", "the server could not find the requested resource")
 
     def _method_not_allowed(self) -> None:
-        self._status(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        self._status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _version(self) -> Json:
         c = self.cluster
@@ -527,7 +527,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def _comparable(node: Json) -> Json:
     """Node without timestamps that change on every heartbeat, for change detection."""
-    view = json.loads(json.dumps(node))
+    view: Json = json.loads(json.dumps(node))
     for cond in view.get("status", {}).get("conditions", []):
         cond.pop("lastHeartbeatTime", None)
         cond.pop("lastTransitionTime", None)

@@ -64,26 +64,26 @@ class Settings:
     config_files: list[Path] = field(default_factory=list)
     args_for_annotation: list[str] = field(default_factory=list)
 
-    def str(self, name: str, default: str = "") -> str:
+    def text(self, name: str, default: str = "") -> str:
         value = self.values.get(name, _DEFAULTS.get(name, default))
         if isinstance(value, list):
             return ",".join(str(v) for v in value)
         return default if value is None else str(value)
 
-    def bool(self, name: str) -> bool:
+    def flag(self, name: str) -> bool:
         value = self.values.get(name, False)
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in ("1", "t", "true", "yes", "on")
 
-    def list(self, name: str) -> list[str]:
+    def strings(self, name: str) -> list[str]:
         value = self.values.get(name, _DEFAULTS.get(name, []))
         if isinstance(value, list):
             return [str(v) for v in value]
         return [str(value)] if value not in (None, "") else []
 
-    def int(self, name: str, default: int = 0) -> int:
-        text = self.str(name, str(default))
+    def number(self, name: str, default: int = 0) -> int:
+        text = self.text(name, str(default))
         try:
             return int(text)
         except ValueError as exc:
@@ -91,7 +91,7 @@ class Settings:
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.str("data-dir")).expanduser()
+        return Path(self.text("data-dir")).expanduser()
 
 
 def _find_config_file(args: list[str]) -> tuple[str, bool]:

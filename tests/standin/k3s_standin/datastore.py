@@ -7,12 +7,16 @@ Keys look like kine/Kubernetes keys (``/registry/minions/<node>``, ``/bootstrap/
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class DatastoreError(Exception):
@@ -70,6 +74,19 @@ KINE_SCHEMA = (
 )
 
 
+def _wrap_sqlite(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn sqlite3 errors into DatastoreError so callers handle one exception family."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise DatastoreError(f"sqlite: {exc}") from exc
+
+    return wrapper
+
+
 class SQLiteDatastore:
     """kine-style append-only table in ``<data-dir>/server/db/state.db``.
 
@@ -113,6 +130,7 @@ class SQLiteDatastore:
             (key, 1 if create_rev == 0 else 0, 1 if deleted else 0, create_rev, prev_rev, value, old_value),
         )
 
+    @_wrap_sqlite
     def get(self, key: str) -> bytes | None:
         with self._lock:
             latest = self._latest(key)
@@ -120,10 +138,12 @@ class SQLiteDatastore:
             return None
         return bytes(latest[2]) if latest[2] is not None else b""
 
+    @_wrap_sqlite
     def put(self, key: str, value: bytes) -> None:
         with self._lock:
             self._append(key, value, deleted=False)
 
+    @_wrap_sqlite
     def create(self, key: str, value: bytes) -> bool:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -139,6 +159,7 @@ class SQLiteDatastore:
                 self._conn.execute("ROLLBACK")
                 raise
 
+    @_wrap_sqlite
     def delete(self, key: str) -> None:
         with self._lock:
             latest = self._latest(key)
@@ -146,6 +167,7 @@ class SQLiteDatastore:
                 return
             self._append(key, None, deleted=True)
 
+    @_wrap_sqlite
     def list(self, prefix: str) -> dict[str, bytes]:
         with self._lock:
             rows = self._conn.execute(

@@ -42,7 +42,7 @@ def _settings(argv: list[str]) -> Settings:
 
 
 def _snapshot_dir(settings: Settings) -> Path:
-    explicit = settings.values.get("snapshot-dir") or settings.str("etcd-snapshot-dir")
+    explicit = settings.values.get("snapshot-dir") or settings.text("etcd-snapshot-dir")
     return Path(explicit) if explicit else settings.data_dir / "server" / "db" / "snapshots"
 
 
@@ -52,9 +52,9 @@ def _require_etcd(settings: Settings) -> None:
 
 
 def _server_url(settings: Settings) -> str:
-    bind = settings.str("bind-address")
+    bind = settings.text("bind-address")
     address = bind if bind and bind not in ("0.0.0.0", "::") else "127.0.0.1"
-    return f"https://{address}:{settings.int('https-listen-port', 6443)}"
+    return f"https://{address}:{settings.number('https-listen-port', 6443)}"
 
 
 def save(settings: Settings) -> int:
@@ -66,7 +66,7 @@ def save(settings: Settings) -> int:
         info = tokens.parse(token_file.read_text().strip())
     except (OSError, tokens.TokenError) as exc:
         log.fatal(f"Error: failed to read server token from {token_file}: {exc}")
-    name = str(settings.values.get("snapshot-name") or settings.str("etcd-snapshot-name") or "on-demand")
+    name = str(settings.values.get("snapshot-name") or settings.text("etcd-snapshot-name") or "on-demand")
     directory = _snapshot_dir(settings)
     try:
         validate_server(_server_url(settings), info.ca_hash)
@@ -111,7 +111,7 @@ def delete(settings: Settings, names: list[str]) -> int:
 
 def prune(settings: Settings) -> int:
     _require_etcd(settings)
-    keep = int(settings.values.get("snapshot-snapshot-retention") or settings.str("etcd-snapshot-retention") or 5)
+    keep = int(settings.values.get("snapshot-snapshot-retention") or settings.text("etcd-snapshot-retention") or 5)
     directory = _snapshot_dir(settings)
     files = sorted((p for p in directory.glob("on-demand-*") if p.is_file()), key=lambda p: p.stat().st_mtime)
     for path in files[:-keep] if keep else files:

@@ -107,10 +107,10 @@ class Client:
         except OSError as exc:
             raise KubectlError(f"error: stat {kubeconfig}: {exc.strerror.lower() if exc.strerror else exc}") from exc
         current = config.get("current-context", "")
-        context = next((c["context"] for c in config.get("contexts", []) if c.get("name") == current), {})
+        context: Json = next((c["context"] for c in config.get("contexts", []) if c.get("name") == current), {})
         cluster = next((c["cluster"] for c in config.get("clusters", []) if c.get("name") == context.get("cluster")),
                        None)
-        user = next((u["user"] for u in config.get("users", []) if u.get("name") == context.get("user")), {})
+        user: Json = next((u["user"] for u in config.get("users", []) if u.get("name") == context.get("user")), {})
         if cluster is None:
             raise KubectlError("error: the server doesn't have a resource type \"\" (no cluster in kubeconfig)")
         self.server = (server_override or cluster.get("server", "")).rstrip("/")

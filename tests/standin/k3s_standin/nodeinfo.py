@@ -16,8 +16,8 @@ SECRET_FLAGS = ("token", "agent-token", "datastore-endpoint", "etcd-s3-secret-ke
 
 def node_name(settings: Settings, data_dir: Path) -> str:
     """``--node-name`` or the hostname, plus a persisted random suffix with ``--with-node-id``."""
-    name = settings.str("node-name") or host.hostname()
-    if settings.bool("with-node-id"):
+    name = settings.text("node-name") or host.hostname()
+    if settings.flag("with-node-id"):
         id_file = data_dir / "agent" / "node-id"  # stand-in location; k3s keeps it under /etc/rancher/node
         if id_file.exists():
             suffix = id_file.read_text().strip()
@@ -31,7 +31,7 @@ def node_name(settings: Settings, data_dir: Path) -> str:
 
 def node_ips(settings: Settings) -> list[str]:
     """Configured ``--node-ip`` values, or this host's IPv4 addresses (first one is the node IP)."""
-    configured = settings.list("node-ip")
+    configured = settings.strings("node-ip")
     return configured or host.ipv4_addresses() or ["127.0.0.1"]
 
 
@@ -82,12 +82,12 @@ def build_node(settings: Settings, name: str, *, role_labels: dict[str, str]) ->
         "node.kubernetes.io/instance-type": "k3s",
         **role_labels,
     }
-    for item in settings.list("node-label"):
+    for item in settings.strings("node-label"):
         key, _, value = item.partition("=")
         labels[key.strip()] = value.strip()
-    taints = [parse_taint(t) for t in settings.list("node-taint")]
+    taints = [parse_taint(t) for t in settings.strings("node-taint")]
     addresses = [{"type": "InternalIP", "address": ips[0]}]
-    for ext in settings.list("node-external-ip"):
+    for ext in settings.strings("node-external-ip"):
         addresses.append({"type": "ExternalIP", "address": ext})
     addresses.append({"type": "Hostname", "address": name})
     annotations = {

@@ -16,12 +16,8 @@ import base64
 import json
 import os
 import signal
-import ssl
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +57,16 @@ def read_token_file(path: str) -> str:
 
 def validate(settings: Settings) -> None:
     """Flag combinations k3s refuses before doing anything."""
-    if settings.str("cluster-reset-restore-path") and not settings.bool("cluster-reset"):
+    if settings.text("cluster-reset-restore-path") and not settings.flag("cluster-reset"):
         log.fatal("invalid flag use; --cluster-reset required with --cluster-reset-restore-path")
-    if settings.bool("disable-etcd") and not settings.str("server"):
+    if settings.flag("disable-etcd") and not settings.text("server"):
         log.fatal("invalid flag use; --server is required with --disable-etcd")
-    endpoint = settings.str("datastore-endpoint")
-    if endpoint and settings.bool("disable-apiserver"):
+    endpoint = settings.text("datastore-endpoint")
+    if endpoint and settings.flag("disable-apiserver"):
         log.fatal("invalid flag use; cannot use --disable-apiserver with --datastore-endpoint")
-    if endpoint and settings.bool("disable-etcd"):
+    if endpoint and settings.flag("disable-etcd"):
         log.fatal("invalid flag use; cannot use --disable-etcd with --datastore-endpoint")
-    if endpoint and not endpoint.startswith("sqlite") and settings.bool("cluster-init"):
+    if endpoint and not endpoint.startswith("sqlite") and settings.flag("cluster-init"):
         log.fatal("invalid flag use; --cluster-init cannot be used with --datastore-endpoint "
                   "(embedded etcd and an external datastore are exclusive)")
 
@@ -90,10 +86,10 @@ class ServerRun:
         self.httpd: api.ApiServer | None = None
         self.node_name = nodeinfo.node_name(settings, self.data_dir)
         self.node_ips = nodeinfo.node_ips(settings)
-        self.advertise = settings.str("advertise-address") or self.node_ips[0]
-        self.port = settings.int("https-listen-port", 6443)
-        self.join_url = settings.str("server").rstrip("/")
-        self.endpoint = settings.str("datastore-endpoint")
+        self.advertise = settings.text("advertise-address") or self.node_ips[0]
+        self.port = settings.number("https-listen-port", 6443)
+        self.join_url = settings.text("server").rstrip("/")
+        self.endpoint = settings.text("datastore-endpoint")
 
     # ---- token -----------------------------------------------------------------------
     def _stored(self, name: str) -> tokens.TokenInfo | None:
@@ -108,8 +104,8 @@ class ServerRun:
     def resolve_tokens(self) -> tuple[tokens.TokenInfo | None, str, str]:
         """(given token, server password, agent password)."""
         s = self.settings
-        given_text = read_token_file(s.str("token-file")) if s.str("token-file") else s.str("token")
-        agent_text = read_token_file(s.str("agent-token-file")) if s.str("agent-token-file") else s.str("agent-token")
+        given_text = read_token_file(s.text("token-file")) if s.text("token-file") else s.text("token")
+        agent_text = read_token_file(s.text("agent-token-file")) if s.text("agent-token-file") else s.text("agent-token")
         try:
             given = tokens.parse(given_text) if given_text else None
             agent_given = tokens.parse(agent_text) if agent_text else None
@@ -120,8 +116,9 @@ class ServerRun:
             password = given.password
         elif stored is not None:
             password = stored.password
-        elif self.join_url or (self.endpoint and not self.endpoint.startswith("sqlite")):
-            log.fatal("--token is required when joining a cluster or using an external datastore")
+        elif self.join_url and not self.etcd_initialized() and not (self.endpoint and
+                                                                      not self.endpoint.startswith("sqlite")):
+            log.fatal("--token is required when joining a cluster with --server")
         else:
             password = tokens.random_password()
         stored_agent = self._stored("agent-token")
@@ -142,7 +139,7 @@ class ServerRun:
             return "etcd-existing"
         if self.join_url:
             return "etcd-join"
-        if self.settings.bool("cluster-init"):
+        if self.settings.flag("cluster-init"):
             return "etcd-new"
         return "sqlite"
 
@@ -183,8 +180,8 @@ class ServerRun:
         except ImportError as exc:
             log.fatal(f"external datastores are not available in this k3s stand-in build: {exc}")
         s = self.settings
-        return open_external(self.endpoint, s.str("datastore-cafile") or None, s.str("datastore-certfile") or None,
-                             s.str("datastore-keyfile") or None)
+        return open_external(self.endpoint, s.text("datastore-cafile") or None, s.text("datastore-certfile") or None,
+                             s.text("datastore-keyfile") or None)
 
     def join_fetch(self, password: str, given: tokens.TokenInfo | None) -> list[dict[str, Any]]:
         """Validate the join token against the existing server and copy its CA material."""
@@ -207,7 +204,7 @@ class ServerRun:
 
     def open_store(self, password: str, given: tokens.TokenInfo | None) -> Datastore:
         mode = self.mode()
-        log.info(f"Datastore mode: {mode}") if self.settings.bool("debug") else None
+        log.info(f"Datastore mode: {mode}") if self.settings.flag("debug") else None
         if mode == "external":
             log.info(f"Configuring {self.endpoint.split(':', 1)[0]} database connection pooling: "
                      "maxIdleConns=2, maxOpenConns=0, connMaxLifetime=0s")
@@ -282,9 +279,9 @@ class ServerRun:
 
     def check_critical(self, store: Datastore) -> None:
         s = self.settings
-        mine = {f: s.str(f) if not s.list(f) or f not in ("cluster-cidr", "service-cidr", "cluster-dns")
-                else ",".join(s.list(f)) for f in CRITICAL_FIELDS}
-        mine["disable"] = ",".join(sorted(d for d in s.list("disable") if d == "servicelb"))
+        mine = {f: s.text(f) if not s.strings(f) or f not in ("cluster-cidr", "service-cidr", "cluster-dns")
+                else ",".join(s.strings(f)) for f in CRITICAL_FIELDS}
+        mine["disable"] = ",".join(sorted(d for d in s.strings("disable") if d == "servicelb"))
 
         def attempt() -> None:
             raw = store.get(CRITICAL_KEY)
@@ -304,15 +301,15 @@ class ServerRun:
         import ipaddress
 
         dns = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
-               f"kubernetes.default.svc.{self.settings.str('cluster-domain')}", "localhost", host.hostname(),
+               f"kubernetes.default.svc.{self.settings.text('cluster-domain')}", "localhost", host.hostname(),
                self.node_name]
         ips = ["127.0.0.1", "::1", "10.43.0.1", *self.node_ips, *host.ipv4_addresses()]
-        if self.settings.str("advertise-address"):
-            ips.append(self.settings.str("advertise-address"))
-        bind = self.settings.str("bind-address")
+        if self.settings.text("advertise-address"):
+            ips.append(self.settings.text("advertise-address"))
+        bind = self.settings.text("bind-address")
         if bind and bind not in ("0.0.0.0", "::"):
             ips.append(bind)
-        for san in self.settings.list("tls-san"):
+        for san in self.settings.strings("tls-san"):
             try:
                 ipaddress.ip_address(san)
                 ips.append(san)
@@ -340,22 +337,21 @@ class ServerRun:
         s = self.settings
         admin = pki.ensure_leaf(self.tls_dir, "client-admin", "client-ca", "system:admin",
                                 organizations=("system:masters",), client=True)
-        bind = s.str("bind-address")
+        bind = s.text("bind-address")
         address = bind if bind and bind not in ("0.0.0.0", "::") else "127.0.0.1"
         if ":" in address:
             address = f"[{address}]"
         ca = (self.tls_dir / "server-ca.crt").read_bytes()
-        b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
         text = (
             "apiVersion: v1\nclusters:\n- cluster:\n"
-            f"    certificate-authority-data: {b64(ca)}\n"
+            f"    certificate-authority-data: {_b64(ca)}\n"
             f"    server: https://{address}:{self.port}\n"
             "  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\n"
             "current-context: default\nkind: Config\npreferences: {}\nusers:\n- name: default\n  user:\n"
-            f"    client-certificate-data: {b64(admin.cert)}\n    client-key-data: {b64(admin.key)}\n"
+            f"    client-certificate-data: {_b64(admin.cert)}\n    client-key-data: {_b64(admin.key)}\n"
         )
-        target = Path(s.str("write-kubeconfig"))
-        mode_text = s.str("write-kubeconfig-mode")
+        target = Path(s.text("write-kubeconfig"))
+        mode_text = s.text("write-kubeconfig-mode")
         try:
             mode = int(mode_text, 8) if mode_text else 0o600
         except ValueError:
@@ -365,7 +361,7 @@ class ServerRun:
         except OSError as exc:
             log.error(f"Failed to write kubeconfig {target}: {exc}")
             return
-        group = s.str("write-kubeconfig-group")
+        group = s.text("write-kubeconfig-group")
         if group:
             try:
                 import grp
@@ -384,7 +380,7 @@ class ServerRun:
         self.server_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.server_dir, 0o700)
         given, password, agent_password = self.resolve_tokens()
-        if s.bool("cluster-reset"):
+        if s.flag("cluster-reset"):
             return self.cluster_reset()
         (self.db_dir / "reset-flag").unlink(missing_ok=True)  # a normal start clears the reset safety flag
         store = self.open_store(password, given)
@@ -396,17 +392,17 @@ class ServerRun:
         pki.ensure_leaf(self.tls_dir, "serving-kube-apiserver", "server-ca", "k3s", organizations=("k3s",),
                         dns=dns, ips=ips, server=True)
         log.info(f"certificate CN=k3s,O=k3s signed by {_issuer_cn(self.tls_dir)}: notBefore/notAfter ok, "
-                 f"SANs: {','.join([*dns, *ips])}") if s.bool("debug") else None
+                 f"SANs: {','.join([*dns, *ips])}") if s.flag("debug") else None
         self.write_kubeconfig()
         cluster = Cluster(
             store=store, tls_dir=self.tls_dir, server_password=password, agent_password=agent_password,
             node_name=self.node_name, supervisor_url=f"https://{self.advertise}:{self.port}", etcd=self.etcd,
             data_dir=self.data_dir, version=_buildinfo.VERSION, go_version=_buildinfo.GO_VERSION,
             commit=_buildinfo.COMMIT, arch=_buildinfo.ARCH or "amd64",
-            config_summary={f: s.str(f) for f in CRITICAL_FIELDS},
+            config_summary={f: s.text(f) for f in CRITICAL_FIELDS},
         )
         self._with_retry("namespaces", cluster.ensure_namespaces)
-        bind = s.str("bind-address") or "0.0.0.0"
+        bind = s.text("bind-address") or "0.0.0.0"
         try:
             self.httpd = api.serve(cluster, bind, self.port)
         except OSError as exc:
@@ -423,14 +419,14 @@ class ServerRun:
         """Notify systemd only once the API serves with a healthy datastore and our node exists."""
         waited = 0.0
         while not self.stop.is_set():
-            if cluster.healthy() and (self.settings.bool("disable-agent") or self._own_node_ok(cluster)):
+            if cluster.healthy() and (self.settings.flag("disable-agent") or self._own_node_ok(cluster)):
                 cluster.ready.set()
                 log.info("k3s is up and running")
                 host.sd_notify("READY=1\n")
-                log.info(f"Node {self.node_name} is ready") if not self.settings.bool("disable-agent") else None
+                log.info(f"Node {self.node_name} is ready") if not self.settings.flag("disable-agent") else None
                 return
-            if waited % 10 == 0:
-                log.info("Waiting for the datastore to become healthy before reporting ready")
+            if waited % 10 == 0 and waited > 0:
+                log.info("Waiting for the datastore to become healthy and the node to register before reporting ready")
             waited += 1
             self.stop.wait(1)
 
@@ -446,12 +442,15 @@ class ServerRun:
         if self.etcd is not None:
             roles["node-role.kubernetes.io/etcd"] = "true"
         failing = False
+        registered = False  # register once per start so version/labels/addresses refresh after an upgrade
         while not self.stop.is_set():
             try:
                 cluster.announce_server()
-                if not self.settings.bool("disable-agent") and not cluster.renew_lease(self.node_name):
+                if not self.settings.flag("disable-agent") and (not registered or
+                                                                 not cluster.renew_lease(self.node_name)):
                     node = nodeinfo.build_node(self.settings, self.node_name, role_labels=roles)
                     cluster.register_node(node)
+                    registered = True
                     log.info(f"Node {self.node_name} registered")
                 if failing:
                     log.info("Datastore connection restored")
@@ -476,7 +475,7 @@ class ServerRun:
         return 0
 
     def cluster_reset(self) -> int:
-        restore = self.settings.str("cluster-reset-restore-path")
+        restore = self.settings.text("cluster-reset-restore-path")
         flag = self.db_dir / "reset-flag"
         if flag.exists():
             log.fatal("cluster-reset was successfully performed, please remove the cluster-reset flag and start k3s "
@@ -515,6 +514,10 @@ class ServerRun:
         return 0
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _symlink(path: Path, target: str) -> None:
     if path.is_symlink() or path.exists():
         if path.is_symlink() and os.readlink(path) == target:
@@ -530,11 +533,28 @@ def _issuer_cn(tls_dir: Path) -> str:
     return cert.subject.rfc4514_string()
 
 
+def print_help(command: str) -> int:
+    """``k3s server --help`` / ``k3s agent --help``: the flag names this stand-in knows."""
+    from .flags import TABLES
+
+    lines = [f"NAME:\n   k3s {command} - Run {'management server' if command == 'server' else 'node agent'}\n",
+             f"USAGE:\n   k3s {command} [OPTIONS]\n", "OPTIONS:"]
+    for spec in TABLES[command].flags.values():
+        if spec.hidden:
+            continue
+        names = ", ".join([f"--{spec.name}", *[f"-{a}" for a in spec.aliases]])
+        lines.append(f"   {names}{'' if spec.is_bool else ' value'}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if "--help" in argv or "-h" in argv:
+        return print_help("server")
     try:
         settings = parse("server", argv)
     except UsageError as exc:
         return usage_fatal("server", exc)
-    log.set_debug(settings.bool("debug"))
+    log.set_debug(settings.flag("debug"))
     validate(settings)
     return ServerRun(settings).run()

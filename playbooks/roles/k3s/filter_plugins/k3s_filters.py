@@ -49,7 +49,9 @@ def node_problems(node_list: dict[str, Any], expected: list[dict[str, Any]]) -> 
 
 def kubeconfig_for(raw: str, server_url: str, cluster_name: str) -> str:
     """K3s's admin kubeconfig with the server address and the 'default' names replaced by the cluster's."""
-    config = yaml.safe_load(raw)
+    # Ansible hands over its own str subclasses; plain str keeps yaml.safe_dump happy.
+    config = yaml.safe_load(str(raw))
+    server_url, cluster_name = str(server_url), str(cluster_name)
     for cluster in config.get("clusters", []):
         cluster["name"] = cluster_name
         cluster["cluster"]["server"] = server_url
