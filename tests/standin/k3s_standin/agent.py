@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from . import _buildinfo, host, log, nodeinfo
+from . import _buildinfo, host, hostnet, log, nodeinfo
 from . import token as tokens
 from .config import Settings, UsageError, parse
 from .joinclient import JoinError, fetch_json, validate_server
@@ -120,6 +120,7 @@ class AgentRun:
         log.info(f"Node {self.node_name} registered with server {self.server_url}")
         host.sd_notify("READY=1\n")
         log.info("k3s agent is up and running")
+        hostnet.apply(self.data_dir, self.node_name, nodeinfo.node_ips(self.settings)[0])
         self.heartbeat()
         log.info("Received SIGTERM, shutting down")
         return 0

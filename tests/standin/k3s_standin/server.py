@@ -21,9 +21,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import _buildinfo, api, host, log, nodeinfo, pki
+from . import _buildinfo, api, host, hostnet, log, nodeinfo, pki
 from . import token as tokens
-from .cluster import CRITICAL_KEY, Cluster
+from .cluster import CRITICAL_KEY, ETCD_NODE_ADDRESS_ANNOTATION, ETCD_NODE_NAME_ANNOTATION, Cluster
 from .config import Settings, UsageError, parse
 from .datastore import Datastore, DatastoreError, DatastoreUnavailable, PeerTLS, SQLiteDatastore
 
@@ -424,6 +424,8 @@ class ServerRun:
                 log.info("k3s is up and running")
                 host.sd_notify("READY=1\n")
                 log.info(f"Node {self.node_name} is ready") if not self.settings.flag("disable-agent") else None
+                if not self.settings.flag("disable-agent"):
+                    hostnet.apply(self.data_dir, self.node_name, self.advertise)
                 return
             if waited % 10 == 0 and waited > 0:
                 log.info("Waiting for the datastore to become healthy and the node to register before reporting ready")
@@ -449,6 +451,9 @@ class ServerRun:
                 if not self.settings.flag("disable-agent") and (not registered or
                                                                  not cluster.renew_lease(self.node_name)):
                     node = nodeinfo.build_node(self.settings, self.node_name, role_labels=roles)
+                    if self.etcd is not None:  # what k3s's etcd member controller reads on node delete
+                        node["metadata"]["annotations"].update({
+                            ETCD_NODE_NAME_ANNOTATION: self.etcd.name, ETCD_NODE_ADDRESS_ANNOTATION: self.advertise})
                     cluster.register_node(node)
                     registered = True
                     log.info(f"Node {self.node_name} registered")

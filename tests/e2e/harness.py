@@ -1,0 +1,109 @@
+"""Drive the real `provision` command against a lab, the way a user would, and read back what it reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.lab.inventory import lab_inventory, write_lab_inventory
+from tests.lab.lab import Lab
+
+PROVISION = [sys.executable, "-m", "provisioner.cli.main"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Outcome:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+    def changed_total(self) -> int:
+        return sum(sum(p["changed"].values()) for p in self.report["phases"])
+
+    def changed_by_host(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for phase in self.report["phases"]:
+            for host, count in phase["changed"].items():
+                totals[host] = totals.get(host, 0) + count
+        return totals
+
+
+@dataclass
+class LabCluster:
+    """A lab plus an inventory for it and an isolated state dir and kubeconfig."""
+
+    lab: Lab
+    workdir: Path
+    servers: list[str]
+    agents: list[str]
+    name: str = "lab"
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.write_inventory()
+
+    @property
+    def inventory(self) -> Path:
+        return self.workdir / "inventory.yml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.workdir / "state"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    def write_inventory(self) -> None:
+        data = lab_inventory(self.lab, self.servers, self.agents, cluster_name=self.name, extra_vars=self.extra_vars)
+        write_lab_inventory(self.inventory, data)
+
+    def env(self) -> dict[str, str]:
+        return os.environ | {"PROVISION_STATE_DIR": str(self.state_dir), "KUBECONFIG": str(self.kubeconfig)}
+
+    def provision(self, *args: str, timeout: float = 900) -> Outcome:
+        argv = [*PROVISION, *args]
+        if "--inventory" not in args and args[0] not in ("schema",):
+            argv += ["--inventory", str(self.inventory)]
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=timeout, check=False
+        )
+        return Outcome(result.returncode, result.stdout, result.stderr)
+
+    def up(self, *args: str) -> Outcome:
+        return self.provision("up", "--known-hosts", str(self.lab.known_hosts), "--json", *args)
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", *args], capture_output=True, text=True, env=self.env(), timeout=60, check=False
+        )
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        result = self.kubectl("get", "nodes", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        return {n["metadata"]["name"]: n for n in json.loads(result.stdout)["items"]}
+
+    def kubeconfig_data(self) -> dict[str, Any]:
+        return yaml.safe_load(self.kubeconfig.read_text())
+
+
+def node_ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+def unit_invocation(lab: Lab, host: str, unit: str) -> str:
+    """systemd's InvocationID changes on every (re)start of a unit: equal IDs mean it was not restarted."""
+    return lab.exec(host, f"systemctl show --property=InvocationID --value {unit}", check=True).stdout.strip()
