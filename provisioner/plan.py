@@ -156,15 +156,14 @@ class _Checks:
 
 
 def _version_refusals(nodes: Iterable[NodeState], target: K3sVersion, checks: _Checks) -> None:
-    known = [n for n in nodes if n.version is not None]
-    for node in known:
-        assert node.version is not None
-        if node.version > target:
+    known = [(n.name, n.version) for n in nodes if n.version is not None]
+    for name, version in known:
+        if version > target:
             checks.refusals.append(
-                f"{node.name} runs {node.version}, newer than {target}: downgrades are not supported "
+                f"{name} runs {version}, newer than {target}: downgrades are not supported "
                 "(restore a backup taken on the older version instead)"
             )
-    older = [n.version for n in known if n.version is not None and n.version < target]
+    older = [version for _, version in known if version < target]
     if not older:
         return
     oldest = min(older)

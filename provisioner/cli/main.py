@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from provisioner.cli import schema, status, up, validate
+from provisioner.cli import backup, remove_node, reset, restore, schema, status, up, upgrade, validate
 from provisioner.cli.output import JsonReporter, TextReporter
 from provisioner.errors import ExitCode, ProvisionError
 
-COMMANDS = (up, status, validate, schema)
+COMMANDS = (up, status, validate, schema, upgrade, backup, restore, reset, remove_node)
 
 
 def build_parser() -> argparse.ArgumentParser:

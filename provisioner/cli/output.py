@@ -16,11 +16,16 @@ _STATE_MARKS = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREAC
 class TextReporter:
     """One line per phase and per notable host event; quiet about tasks that changed nothing."""
 
-    def __init__(self, stream: TextIO = sys.stderr, verbose: bool = False) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False) -> None:
+        self._stream = stream
         self.verbose = verbose
         self._phase_started = 0.0
-        self.color = stream.isatty()
+        self.color = self.stream.isatty()
+
+    @property
+    def stream(self) -> TextIO:
+        """The given stream, else whatever sys.stderr is now (so redirections made later are honoured)."""
+        return self._stream if self._stream is not None else sys.stderr
 
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -68,7 +73,7 @@ class JsonReporter(TextReporter):
     """Progress stays off stdout; the final document is one JSON object on stdout."""
 
     def __init__(self) -> None:
-        super().__init__(stream=sys.stderr)
+        super().__init__()
         self.warnings: list[str] = []
 
     def host_event(self, event: HostEvent) -> None:

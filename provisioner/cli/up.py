@@ -18,6 +18,7 @@ from provisioner.phases.base import Context, PhaseManager
 from provisioner.state import RunReport
 
 TOKEN_ENV = "PROVISION_K3S_TOKEN"
+DATASTORE_PASSWORD_ENV = "PROVISION_DATASTORE_PASSWORD"  # noqa: S105 - the variable's name
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--kubeconfig", type=Path, help="kubeconfig to merge the cluster's context into (default: $KUBECONFIG or ~/.kube/config)"
     )
     parser.add_argument("--no-merge-kubeconfig", action="store_true", help="only keep the kubeconfig in the state dir")
+    parser.add_argument(
+        "--all", action="store_true",
+        help="run on every host, not only on hosts that are new or changed since the last successful run",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -54,10 +59,27 @@ def _token_file(args: argparse.Namespace, secrets_dir: Path) -> Path | None:
     return path
 
 
+def _datastore_password_file(secrets_dir: Path) -> Path | None:
+    """PROVISION_DATASTORE_PASSWORD, moved into a 0600 file the playbooks read on this machine.
+
+    The variable is removed from the environment first, so neither ansible-runner's artifacts nor any child
+    process sees it; only the path travels as an extra var. It wins over k3s_datastore_password_file.
+    """
+    password = take_secret_from_env(DATASTORE_PASSWORD_ENV)
+    if password is None:
+        return None
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    path = secrets_dir / "datastore-password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password.strip() + "\n")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     session = open_session(args)
     cluster, reporter = session.cluster, session.reporter
-    flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=session.ssh))
+    flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=session.ssh, touch_all=args.all))
     extravars: dict[str, Any] = {
         "k3s_kubeconfig_dest": str(session.state.kubeconfig),
         "provision_flavor": flavor.name,
@@ -65,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     token_file = _token_file(args, session.state.root / "secrets")
     if token_file is not None:
         extravars["k3s_token_file"] = str(token_file)
+    datastore_password_file = _datastore_password_file(session.state.root / "secrets")
+    if datastore_password_file is None:
+        datastore_password_file = cluster.k3s.datastore_password_file  # resolved against the inventory's folder
+    if datastore_password_file is not None:
+        extravars["k3s_datastore_password_file"] = str(datastore_password_file)
     report = RunReport(command="check" if args.check else "up", cluster=cluster.name, inventory=str(session.inventory))
     ctx = Context(
         cluster=cluster,

@@ -12,6 +12,7 @@ from provisioner.probe import SshSettings
 @dataclass(frozen=True)
 class FlavorOptions:
     ssh: SshSettings
+    touch_all: bool = False  # `up --all`: run every phase on every host, not only on new or changed ones
 
 
 class Flavor(Protocol):

@@ -68,6 +68,32 @@ ROLE_TUNABLES = (
     "k3s_prereq_sysctls",
     "k3s_prereq_packages",
     "k3s_prereq_install_packages",
+    "k3s_etcd_join_timeout",
+    "keepalived_vip_address",
+    "keepalived_vip_prefix",
+    "keepalived_vip_interface",
+    "keepalived_vip_router_id",
+    "keepalived_vip_group",
+    "keepalived_vip_check",
+    "keepalived_vip_check_interval",
+    "keepalived_vip_check_fall",
+    "keepalived_vip_check_rise",
+    "keepalived_vip_api_port",
+    "keepalived_vip_k3s_tls_dir",
+    "keepalived_vip_install_packages",
+    "kube_vip_address",
+    "kube_vip_interface",
+    "kube_vip_image",
+    "kube_vip_manifest_dir",
+    "k3s_upgrade_max_unavailable",
+    "k3s_upgrade_drain",
+    "k3s_upgrade_drain_timeout",
+    "k3s_upgrade_ready_timeout",
+    "k3s_upgrade_staging_dir",
+    "k3s_upgrade_enforce_checks",
+    "k3s_backup_dir",
+    "k3s_backup_name",
+    "k3s_backup_restore_from",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
 OWN_PREFIXES = ("provision_", "k3s_")
@@ -161,7 +187,13 @@ class _Builder:
         )
         self.check_addresses(hosts)
         self.check_quorum(len(servers), k3s, accept_even)
-        endpoint = self.api_endpoint(reference.get("provision_api_endpoint"), servers)
+        # A managed VIP is the API endpoint unless provision_api_endpoint names another (an LB in front, say).
+        endpoint = self.api_endpoint(
+            reference.get("provision_api_endpoint")
+            or reference.get("keepalived_vip_address")
+            or reference.get("kube_vip_address"),
+            servers,
+        )
         if self.report.errors:
             raise InventoryError(self.report.sorted_errors(), self.report.sorted_warnings())
         return Cluster(

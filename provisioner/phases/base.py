@@ -44,12 +44,21 @@ class Context:
     excluded: dict[str, str] = field(default_factory=dict)  # host -> why
     results: dict[str, PlaybookResult] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    # Hosts the host-changing phases work on (set by the membership phase: new or changed hosts only); None = all.
+    only: tuple[str, ...] | None = None
 
     @property
     def limit(self) -> str | None:
         if not self.excluded:
             return None
         return ",".join(["all", *(f"!{h}" for h in sorted(self.excluded))])
+
+    @property
+    def limit_to_only(self) -> str | None:
+        """The limit for phases that honour `only`: those hosts minus the excluded ones."""
+        if self.only is None:
+            return self.limit
+        return ",".join(h for h in self.only if h not in self.excluded)
 
 
 @dataclass
@@ -78,16 +87,20 @@ class PlaybookPhase:
     playbook: str
     changes_hosts: bool = True
     run_in_check_mode: bool = True
+    honours_only: bool = False  # True: runs only on ctx.only (the hosts the membership phase chose)
 
     def run(self, ctx: Context) -> PhaseOutcome:
         if ctx.check and not self.run_in_check_mode:
             return PhaseOutcome(status="skipped", note="not meaningful in check mode")
+        limit = ctx.limit_to_only if self.honours_only else ctx.limit
+        if limit == "":
+            return PhaseOutcome(status="skipped", note="every host is already a member as described")
         result = ctx.runner.run(
             PlaybookRun(
                 playbook=self.playbook,
                 inventory=ctx.inventory,
                 extravars={**ctx.extravars, "k3s_verify_exclude": sorted(ctx.excluded)},
-                limit=ctx.limit,
+                limit=limit,
                 check=ctx.check,
                 diff=ctx.check,
                 capture=frozenset(CAPTURED_TASKS),

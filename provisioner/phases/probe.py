@@ -21,7 +21,10 @@ class ProbePhase:
     changes_hosts: bool = False
 
     def run(self, ctx: Context) -> PhaseOutcome:
-        hosts = [h for h in ctx.cluster.hosts if h.name not in ctx.excluded]
+        hosts = [
+            h for h in ctx.cluster.hosts
+            if h.name not in ctx.excluded and (ctx.only is None or h.name in ctx.only or h == ctx.cluster.first_server)
+        ]
         facts = probe_hosts(hosts, self.ssh)
         ctx.facts.update(facts)
         findings = compare(hosts, facts)

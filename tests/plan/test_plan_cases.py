@@ -67,7 +67,7 @@ def test_plan_case(case: Path) -> None:
 @pytest.mark.parametrize("row", TABLES["parse"], ids=lambda r: r["text"])
 def test_version_parsing(row: dict[str, Any]) -> None:
     if row["ok"] is None:
-        with pytest.raises(ValueError, match="vMAJOR.MINOR.PATCH"):
+        with pytest.raises(ValueError, match=r"vMAJOR\.MINOR\.PATCH"):
             K3sVersion.parse(row["text"])
         return
     version = K3sVersion.parse(row["text"])

@@ -21,6 +21,10 @@ from .datastore import Datastore, DatastoreError
 
 SERVER_PREFIX = "/standin/servers/"
 CRITICAL_KEY = "/standin/critical-config"
+ETCD_ROLE_LABEL = "node-role.kubernetes.io/etcd"
+ETCD_NODE_NAME_ANNOTATION = "etcd.k3s.cattle.io/node-name"
+ETCD_NODE_ADDRESS_ANNOTATION = "etcd.k3s.cattle.io/node-address"
+ETCD_REMOVED_ANNOTATION = "etcd.k3s.cattle.io/removed-node-name"
 
 Json = dict[str, Any]
 
@@ -112,10 +116,41 @@ class Cluster:
         return node
 
     def delete_node(self, name: str) -> bool:
-        if self.store.get(nodes.NODE_PREFIX + name) is None:
+        raw = self.raw_node(name)
+        if raw is None:
             return False
+        if not self._remove_etcd_member(raw):
+            return True  # kept, marked for deletion (k3s: the controller's finalizer holds it)
         self.store.delete(nodes.NODE_PREFIX + name)
         self.store.delete(nodes.LEASE_PREFIX + name)
+        return True
+
+    def _remove_etcd_member(self, node: Json) -> bool:
+        """k3s's managed etcd member controller: deleting an etcd node's object removes its etcd member.
+
+        Upstream this is an OnRemove handler (with a finalizer on the node) that reads the node's
+        ``etcd.k3s.cattle.io/node-name``/``node-address`` annotations. When removal fails (no quorum), the node
+        stays with a deletionTimestamp; the stand-in does not retry. Returns True when the object may go.
+        """
+        meta = node.get("metadata", {})
+        annotations = meta.get("annotations") or {}
+        member = annotations.get(ETCD_NODE_NAME_ANNOTATION)
+        if self.etcd is None or ETCD_ROLE_LABEL not in (meta.get("labels") or {}) or not member:
+            return True
+        if annotations.get(ETCD_REMOVED_ANNOTATION):
+            return True
+        address = annotations.get(ETCD_NODE_ADDRESS_ANNOTATION, "")
+        log.info(f"Removing etcd member from cluster due to node delete name={member} address={address}")
+        try:
+            self.etcd.remove_member(member)
+        except DatastoreError as exc:
+            if "member not found" in str(exc):
+                return True
+            log.error(f"Failed to remove etcd member {member}: {exc}")
+            meta["deletionTimestamp"] = nodes.rfc3339(time.time())
+            meta["finalizers"] = ["wrangler.cattle.io/managed-etcd-controller"]
+            self.save_node(node)
+            return False
         return True
 
     def register_node(self, fresh: Json) -> Json:

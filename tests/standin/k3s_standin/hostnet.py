@@ -101,8 +101,8 @@ def _files(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
 
 def _mounted(path: Path) -> bool:
     wanted = str(path)
-    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-        return any(line.split()[4] == wanted for line in handle)
+    lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    return any(line.split()[4] == wanted for line in lines)
 
 
 def _mounts(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
@@ -182,9 +182,9 @@ def _shim(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.readlink(entry / "exe") == str(shim):
+                if str((entry / "exe").readlink()) == str(shim):
                     return
             except OSError:
                 continue
-    subprocess.Popen([str(shim), "infinity"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
+    subprocess.Popen([str(shim), "infinity"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

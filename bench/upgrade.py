@@ -1,0 +1,150 @@
+"""Benchmark: a rolling upgrade of 3 servers + 7 agents (embedded etcd) from v1.28.4+k3s2 to v1.29.0+k3s1.
+
+    python bench/upgrade.py [--servers 3] [--agents 7] [--max-unavailable 1] [--keep]
+
+Starts a lab (not timed), installs the old version with `provision up` (timed separately), then runs
+`provision upgrade --yes --json` while a thread polls GET /readyz on the API endpoint (the first server's address,
+lab hosts only) every 0.2 s with the admin client certificate. Prints the upgrade's wall time, each phase's time,
+each node's time and how long the API endpoint did not answer `ok` during the server phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.lab.fixtures import new_lab_id
+from tests.lab.image import ensure_image
+from tests.lab.lab import HostSpec, Lab
+from tests.lab.mirror import build_mirror
+from tests.upgrade.helpers import NEW, make_cluster
+
+HTTP_OK = 200
+
+
+def _client_context(kubeconfig: Path, workdir: Path) -> tuple[ssl.SSLContext, str]:
+    """TLS context and server URL from the admin kubeconfig (key material written 0600 for ssl only)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    files = {}
+    for name, data in (("ca", cluster["certificate-authority-data"]), ("crt", user["client-certificate-data"]),
+                       ("key", user["client-key-data"])):
+        path = workdir / f"bench-{name}.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64decode(data))
+        files[name] = path
+    context = ssl.create_default_context(cafile=str(files["ca"]))
+    context.load_cert_chain(str(files["crt"]), str(files["key"]))
+    return context, cluster["server"]
+
+
+class ReadyzPoller(threading.Thread):
+    """GET /readyz every `interval` s; records (time, ok)."""
+
+    def __init__(self, url: str, context: ssl.SSLContext, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.url, self.context, self.interval = url + "/readyz", context, interval
+        self.samples: list[tuple[float, bool]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.time()
+            try:
+                with urllib.request.urlopen(self.url, context=self.context, timeout=1) as answer:  # noqa: S310
+                    ok = answer.status == HTTP_OK
+            except OSError:
+                ok = False
+            self.samples.append((started, ok))
+            self.stop.wait(max(self.interval - (time.time() - started), 0))
+
+    def unavailable(self, start: float, end: float) -> tuple[float, int, int]:
+        """Seconds without an ok answer in [start, end], failed and total samples."""
+        window = [(t, ok) for t, ok in self.samples if start <= t <= end]
+        down, failed = 0.0, 0
+        for (t, ok), (t_next, _) in zip(window, [*window[1:], (end, True)], strict=False):
+            if not ok:
+                down += t_next - t
+                failed += 1
+        return down, failed, len(window)
+
+
+def _phase_window(report: dict[str, Any], name: str) -> tuple[float, float]:
+    start = float(report["started"])
+    for phase in report["phases"]:
+        if phase["name"] == name:
+            return start, start + float(phase["duration_s"])
+        start += float(phase["duration_s"])
+    raise KeyError(name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", type=int, default=3)
+    parser.add_argument("--agents", type=int, default=7)
+    parser.add_argument("--max-unavailable", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="leave the lab running")
+    args = parser.parse_args()
+    ensure_image("amd64")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
+    servers = [f"s{i}" for i in range(1, args.servers + 1)]
+    agents = [f"a{i}" for i in range(1, args.agents + 1)]
+    lab = Lab.create(new_lab_id("bu"), [HostSpec(n) for n in servers + agents], workdir / "lab",
+                     mirror_dir=build_mirror(workdir / "mirror"))
+    try:
+        cluster = make_cluster(lab, servers, agents, workdir)
+        started = time.monotonic()
+        up = cluster.provision("up", timeout=3600)
+        if up.returncode != 0:
+            print(up.stderr[-3000:])
+            return 1
+        print(f"install (provision up, {len(servers)}+{len(agents)} nodes): {time.monotonic() - started:.1f}s")
+        context, url = _client_context(cluster.state_dir / "lab" / "kubeconfig", workdir)
+        poller = ReadyzPoller(url, context)
+        poller.start()
+        started = time.monotonic()
+        result = subprocess.run(
+            cluster.args("upgrade", "--version", NEW, "--yes", "--json",
+                         "--max-unavailable", str(args.max_unavailable)),
+            capture_output=True, text=True, env=cluster.env(), check=False, timeout=7200,
+        )
+        wall = time.monotonic() - started
+        poller.stop.set()
+        poller.join()
+        if result.returncode != 0:
+            print(result.stdout[-2000:], result.stderr[-3000:])
+            return 1
+        report = json.loads(result.stdout)
+        print(f"upgrade wall time (check + plan + stage + backup + servers + agents + verify): {wall:.1f}s")
+        for phase in report["phases"]:
+            print(f"  phase {phase['name']:<8} {phase['duration_s']:7.1f}s")
+        for host, row in report["hosts"].items():
+            print(f"  node {host:<4} {row['upgrade_s']:6.1f}s (sum of its task times in the server/agent phase)")
+        begin, end = _phase_window(report, "servers")
+        down, failed, total = poller.unavailable(begin, end)
+        print(f"API endpoint {url}/readyz during the server phase ({end - begin:.1f}s): "
+              f"unavailable {down:.1f}s ({failed}/{total} polls failed at 0.2 s)")
+        return 0
+    finally:
+        if not args.keep:
+            lab.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""`provision backup`: the cluster state (etcd snapshot or SQLite copy) and the server token onto this machine."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
+from provisioner.cli.output import emit_json
+from provisioner.errors import PhaseFailure, UsageError
+from provisioner.runner import PlaybookRun
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("backup", help="back up the cluster state and token to this machine")
+    add_inventory_options(parser)
+    add_connection_options(parser)
+    parser.add_argument("--dest", type=Path, help="directory receiving the backup (default: <state dir>/backups)")
+    parser.add_argument("--name", help="name of the backup (default: <cluster>-<UTC time>)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    if session.cluster.datastore == "external":
+        raise UsageError("this cluster uses an external datastore: back it up with that database's own tools")
+    dest_root = (args.dest or session.state.root / "backups").expanduser().resolve()
+    name = args.name or f"{session.cluster.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    if "/" in name or name in ("", ".", ".."):
+        raise UsageError(f"--name {name!r}: use a plain directory name")
+    session.reporter.phase_started("backup", f"Back up {session.cluster.datastore} state and token")
+    result = session.runner().run(
+        PlaybookRun(
+            playbook="backup.yml",
+            inventory=session.inventory,
+            extravars={"k3s_backup_dir": str(dest_root), "k3s_backup_name": name},
+        )
+    )
+    if not result.ok:
+        raise PhaseFailure(
+            phase="backup", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts,
+            resume_hint="nothing on the cluster was changed; fix the problem above and rerun",
+        )
+    path = dest_root / name
+    if args.json:
+        emit_json({"status": "ok", "backup": str(path), "files": sorted(p.name for p in path.iterdir())})
+    else:
+        session.reporter.info(f"backup written to {path} (token file mode 0600; keep it secret)")
+    return 0

@@ -1,0 +1,93 @@
+"""What `reset` and `remove-node` share: asking first, running one phase playbook, and the run report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provisioner.cli.common import Session
+from provisioner.errors import UsageError
+from provisioner.runner import PlaybookResult, PlaybookRun
+from provisioner.state import PhaseReport, RunReport
+
+CLEANUP_TASK = "Remove processes, pod namespaces, mounts, interfaces and firewall chains"
+_PREREQ_DEFAULTS = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s_prereq" / "defaults" / "main.yml"
+
+
+def confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask before a destructive command unless --yes; refuse to guess without a terminal."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("not asking for confirmation without a terminal; rerun with --yes")
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        raise UsageError("cancelled; nothing was changed")
+
+
+def prerequisite_packages() -> list[str]:
+    """Packages k3s_prereq may have installed; reset leaves them (other software may use them)."""
+    try:
+        defaults = yaml.safe_load(_PREREQ_DEFAULTS.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(p) for p in defaults.get("k3s_prereq_packages", [])]
+
+
+@dataclass
+class PhaseRun:
+    """One playbook run recorded as a phase of the report."""
+
+    session: Session
+    report: RunReport
+    results: dict[str, PlaybookResult] = field(default_factory=dict)
+
+    def run(self, name: str, title: str, run: PlaybookRun) -> PlaybookResult:
+        reporter = self.session.reporter
+        reporter.phase_started(name, title)
+        started = time.monotonic()
+        result = self.session.runner().run(run)
+        self.results[name] = result
+        phase = PhaseReport(
+            name=name,
+            status="ok" if result.ok else "failed",
+            duration_s=round(time.monotonic() - started, 2),
+            changed={h: o.changed for h, o in result.hosts.items()},
+            failed=result.failed_hosts,
+            unreachable=result.unreachable_hosts,
+        )
+        self.report.phases.append(phase)
+        reporter.phase_finished(phase)
+        return result
+
+
+def host_rows(results: dict[str, PlaybookResult]) -> dict[str, dict[str, Any]]:
+    """Per host: outcome, changes, time and the cleanup actions (no secrets: module output lists paths/names)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for result in results.values():
+        for host, outcome in result.hosts.items():
+            row = rows.setdefault(host, {"status": "ok", "changed": 0, "duration_s": 0.0, "actions": []})
+            row["changed"] += outcome.changed
+            row["duration_s"] = round(row["duration_s"] + outcome.duration_s, 2)
+            if outcome.unreachable:
+                row["status"] = "unreachable"
+            elif outcome.failed and row["status"] == "ok":
+                row["status"] = "failed"
+            if outcome.reason:
+                row["reason"] = outcome.reason
+        for host, tasks in result.captured.items():
+            actions = (tasks.get(CLEANUP_TASK) or {}).get("actions") or []
+            rows.setdefault(host, {"status": "ok", "changed": 0, "duration_s": 0.0, "actions": []})
+            rows[host]["actions"].extend(str(a) for a in actions)
+    return rows
+
+
+def finish(report: RunReport, session: Session, ok: bool) -> Path:
+    report.status = "ok" if ok else "failed"
+    report.finished = time.time()
+    return report.save(session.state)

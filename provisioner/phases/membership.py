@@ -1,0 +1,109 @@
+"""Membership: let `up` work only on hosts that are not yet members as described, so adding a node stays cheap.
+
+Before probing, the first server is asked once for its node list (playbooks/nodes.yml). Hosts whose node is Ready
+at the target version in the right role, and whose inventory settings are unchanged since the last successful run
+(a digest per host in the state directory), are settled: the prepare and install phases run with a limit naming
+only the others, and probing skips the settled hosts. The join token is still read from the first server by
+delegation, so it is not in the limit. `--all` (FlavorOptions.touch_all) turns this off.
+
+After a successful run the record phase stores the digests of every host that verified Ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
+from provisioner.phases.base import Context, PhaseOutcome
+from provisioner.runner import PlaybookRun, Runner
+
+NODE_LIST_TASK = "Read the cluster's node list"
+MEMBERS_FILE = "members.json"
+
+
+def read_node_list(runner: Runner, inventory: Path, server: str | None = None) -> dict[str, Any] | None:
+    """The node list as `server` (default: the first server) sees it; None when it runs no cluster yet.
+
+    Raises nothing on a host without K3s; an unreachable server comes back as None too, and the caller's probe
+    reports it properly.
+    """
+    extravars = {"k3s_query_server": server} if server else {}
+    result = runner.run(
+        PlaybookRun(playbook="nodes.yml", inventory=inventory, extravars=extravars, capture=frozenset({NODE_LIST_TASK}))
+    )
+    for tasks in result.captured.values():
+        answer = tasks.get(NODE_LIST_TASK) or {}
+        if answer.get("rc") != 0:
+            return None
+        try:
+            return nodes_by_name(json.loads(answer.get("stdout") or "{}").get("items", []))
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def members_file(ctx: Context) -> Path:
+    return ctx.state.root / MEMBERS_FILE
+
+
+def load_fingerprints(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_fingerprints(path: Path, fingerprints: dict[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(fingerprints, handle, indent=2, sort_keys=True)
+
+
+@dataclass
+class MembershipPhase:
+    touch_all: bool = False
+    name: str = "membership"
+    title: str = "Find the hosts that are not yet members as described"
+    changes_hosts: bool = False
+
+    def run(self, ctx: Context) -> PhaseOutcome:
+        nodes = None if self.touch_all else read_node_list(ctx.runner, ctx.inventory)
+        plan = plan_converge(ctx.cluster, nodes, load_fingerprints(members_file(ctx)), touch_all=self.touch_all)
+        if plan.everything:
+            ctx.only = None
+            return PhaseOutcome(status="ok", note=f"all {len(plan.touch)} host(s): {next(iter(plan.reasons.values()))}")
+        ctx.only = plan.touch
+        for host in plan.touch:
+            ctx.reporter.info(f"{host}: {plan.reasons[host]}")
+        note = f"{len(plan.touch)} to converge, {len(plan.settled)} already members as described"
+        ctx.reporter.info(note)
+        return PhaseOutcome(status="ok", note=note)
+
+
+@dataclass
+class RecordMembersPhase:
+    """Store each verified host's inventory digest, so the next `up` can leave it alone."""
+
+    name: str = "record"
+    title: str = "Record the hosts that are members as described"
+    changes_hosts: bool = False
+
+    def run(self, ctx: Context) -> PhaseOutcome:
+        if ctx.check:
+            return PhaseOutcome(status="skipped", note="check mode")
+        if not any(p.name == "verify" and p.status == "ok" for p in ctx.report.phases):
+            return PhaseOutcome(status="skipped", note="verify did not pass")
+        path = members_file(ctx)
+        recorded = load_fingerprints(path)
+        declared = {h.name for h in ctx.cluster.hosts}
+        recorded = {h: d for h, d in recorded.items() if h in declared}
+        for host in ctx.cluster.hosts:
+            if host.name not in ctx.excluded:
+                recorded[host.name] = host_fingerprint(ctx.cluster, host)
+        save_fingerprints(path, recorded)
+        return PhaseOutcome(status="ok")

@@ -1,0 +1,194 @@
+"""Day-2 lifecycle on the lab: reset leaves nothing behind, remove-node, and adding a node touches only it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import LabCluster, Outcome, node_ready
+from tests.lab.lab import Lab
+
+pytestmark = pytest.mark.lab
+
+UNRELATED_RULE = "INPUT -p tcp -m tcp --dport 2222 -m comment --comment lab-unrelated -j ACCEPT"
+K3S_PATHS = (
+    "/etc/rancher /var/lib/rancher /var/lib/kubelet /var/lib/cni /run/k3s /run/flannel /run/netns "
+    "/etc/systemd/system /usr/local/bin /etc/modules-load.d /etc/sysctl.d /etc/default"
+)
+SNAPSHOT = {
+    "files": f"find {K3S_PATHS} 2>/dev/null | sort",
+    "units": "systemctl list-units --all --no-legend --plain | awk '{print $1, $3, $4}' "
+    # Targets are left out: starting any unit that wants network-online.target activates it for good.
+    "| grep -v -E '^(session-|user@|user-|user-runtime-dir@|run-)|\\.target ' | sort; "
+    "systemctl list-unit-files --no-legend | awk '{print $1, $2}' | sort",
+    "interfaces": "ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort",
+    "iptables": "iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'; "
+    "ip6tables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
+    "mounts": "awk '{print $5, $9}' /proc/self/mountinfo | sort",
+    "ports": "ss -Hltnu | awk '{print $1, $5}' | sort",
+    "netns": "ip netns list 2>/dev/null | sort",
+    "processes": "cat /proc/[0-9]*/comm 2>/dev/null | grep -v -E '^(sshd|bash|sh|cat|sort|grep|awk|python3|sleep)$' "
+    "| sort -u",
+}
+
+
+def snapshot(lab: Lab, host: str) -> dict[str, list[str]]:
+    return {
+        key: [line for line in lab.exec(host, command).stdout.splitlines() if line.strip()]
+        for key, command in SNAPSHOT.items()
+    }
+
+
+def diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    changes = {}
+    for key, old in before.items():
+        added = sorted(set(after[key]) - set(old))
+        gone = sorted(set(old) - set(after[key]))
+        if added or gone:
+            changes[key] = {"left behind": added, "missing": gone}
+    return changes
+
+
+def report_of(cluster: LabCluster, command: str) -> dict[str, Any]:
+    reports = sorted((cluster.state_dir / cluster.name / "reports").glob(f"*-{command}.json"))
+    assert reports, f"no {command} report"
+    assert reports[-1].stat().st_mode & 0o777 == 0o600
+    return dict(json.loads(reports[-1].read_text()))
+
+
+def assert_ok(outcome: Outcome) -> None:
+    assert outcome.rc == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
+
+
+def etcd_members(cluster: LabCluster, server: str) -> list[str]:
+    lab = cluster.lab
+    token = lab.exec(server, "cat /var/lib/rancher/k3s/server/token", check=True).stdout.strip()
+    password = token.split("::server:")[-1]
+    auth = base64.b64encode(f"server:{password}".encode()).decode()
+    out = lab.exec(
+        server,
+        f"curl -sf --cacert /var/lib/rancher/k3s/server/tls/server-ca.crt -H 'Authorization: Basic {auth}' "
+        "https://127.0.0.1:6443/db/info",
+        check=True,
+    ).stdout
+    return sorted(m["name"].rsplit("-", 1)[0] for m in json.loads(out)["members"])
+
+
+# ------------------------------------------------------------------------------------------------------- reset
+def test_reset_leaves_hosts_as_before_and_keeps_unrelated_rules_and_ssh(make_lab, tmp_path: Path) -> None:
+    lab = make_lab(["s1", "a1"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1"])
+    for host in ("s1", "a1"):
+        lab.exec(host, f"iptables -A {UNRELATED_RULE}", check=True)
+    before = {h: snapshot(lab, h) for h in ("s1", "a1")}
+
+    assert_ok(cluster.up())
+    during = {h: snapshot(lab, h) for h in ("s1", "a1")}
+    # The stand-in really left K3s's traces, so the reset below has something to remove.
+    for host in ("s1", "a1"):
+        assert {"cni0", "flannel.1"} <= set(during[host]["interfaces"]), during[host]["interfaces"]
+        assert any("KUBE-" in line for line in during[host]["iptables"])
+        assert any("/var/lib/kubelet/pods/" in line for line in during[host]["mounts"])
+        assert "containerd-shim" in " ".join(during[host]["processes"])
+    assert "lab" in cluster.kubeconfig.read_text()
+
+    refused = cluster.provision("reset")  # no terminal and no --yes: asks, cannot, changes nothing
+    assert refused.rc == 2 and "--yes" in refused.stderr
+    assert lab.exec("s1", "systemctl is-active k3s").stdout.strip() == "active"
+
+    started = time.monotonic()
+    outcome = cluster.provision("reset", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
+    assert_ok(outcome)
+    elapsed = time.monotonic() - started
+    for host in ("s1", "a1"):
+        after = snapshot(lab, host)
+        assert diff(before[host], after) == {}, (host, diff(before[host], after))
+        assert any("lab-unrelated" in line for line in after["iptables"])
+        assert lab.ssh(host, "true").returncode == 0
+    report = report_of(cluster, "reset")
+    assert report["status"] == "ok" and set(report["hosts"]) == {"s1", "a1"}
+    assert report["hosts"]["a1"]["packages_left"] and report["hosts"]["a1"]["actions"]
+    assert "K10" not in json.dumps(report)
+    assert "lab" not in [c["name"] for c in cluster.kubeconfig_data().get("contexts") or []]
+    print(f"reset of 2 hosts took {elapsed:.1f}s")
+
+    again = cluster.provision("reset", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
+    assert_ok(again)
+    assert again.changed_total() == 0, again.changed_by_host()
+
+
+# ------------------------------------------------------------------------------------------------- remove-node
+def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp_path: Path) -> None:
+    lab = make_lab(["s1", "a1", "a2"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1", "a2"])
+    before = snapshot(lab, "a1")
+    assert_ok(cluster.up())
+
+    removed = cluster.provision("remove-node", "a1", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
+    assert_ok(removed)
+    assert set(cluster.nodes()) == {"s1", "a2"}
+    assert diff(before, snapshot(lab, "a1")) == {}
+    assert report_of(cluster, "remove-node")["hosts"]["a1"]["removal"]["host_reset"] is True
+
+    lab.stop("a2")
+    unforced = cluster.provision("remove-node", "a2", "--yes", "--known-hosts", str(lab.known_hosts))
+    assert unforced.rc == 4 and "--force" in unforced.stderr
+    forced = cluster.provision("remove-node", "a2", "--yes", "--force", "--known-hosts", str(lab.known_hosts))
+    assert_ok(forced)
+    assert "cluster only" in forced.stderr
+    assert set(cluster.nodes()) == {"s1"}
+
+    last = cluster.provision("remove-node", "s1", "--yes", "--known-hosts", str(lab.known_hosts))
+    assert last.rc == 4 and "last server" in last.stderr
+    assert node_ready(cluster.nodes()["s1"])
+
+
+def test_remove_one_of_three_etcd_servers_keeps_quorum(make_lab, tmp_path: Path) -> None:
+    lab = make_lab(["s1", "s2", "s3"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1", "s2", "s3"], agents=[])
+    assert_ok(cluster.up())
+    assert etcd_members(cluster, "s1") == ["s1", "s2", "s3"]
+
+    outcome = cluster.provision("remove-node", "s3", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
+    assert_ok(outcome)
+    assert etcd_members(cluster, "s1") == ["s1", "s2"]
+    assert etcd_members(cluster, "s2") == ["s1", "s2"]
+    nodes = cluster.nodes()  # the API still serves, through the merged kubeconfig (s1)
+    assert set(nodes) == {"s1", "s2"} and all(node_ready(n) for n in nodes.values())
+    assert lab.exec("s3", "test -e /var/lib/rancher || test -e /usr/local/bin/k3s").returncode != 0
+
+    # Two members left: removing either would leave one, below nothing but the last-server rule; refused there.
+    assert_ok(cluster.provision("remove-node", "s2", "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
+    last = cluster.provision("remove-node", "s1", "--yes", "--known-hosts", str(lab.known_hosts))
+    assert last.rc == 4 and "last server" in last.stderr
+    assert etcd_members(cluster, "s1") == ["s1"]
+
+
+# ------------------------------------------------------------------------------------------------- adding nodes
+def test_adding_an_agent_touches_only_it_and_one_server(make_lab, tmp_path: Path) -> None:
+    servers, agents = ["s1", "s2", "s3"], [f"a{i}" for i in range(1, 8)]
+    lab = make_lab([*servers, *agents, "new"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=servers, agents=agents)
+    assert_ok(cluster.up())
+
+    cluster.agents = [*agents, "new"]
+    cluster.write_inventory()
+    started = time.monotonic()
+    outcome = cluster.up()
+    assert_ok(outcome)
+    elapsed = time.monotonic() - started
+    contacted = {host for phase in outcome.report["phases"] for host in phase["changed"]}
+    assert contacted == {"new", "s1"}, outcome.report["phases"]
+    changed = outcome.changed_by_host()
+    assert changed.get("new", 0) > 0 and changed.get("s1", 0) == 0
+    assert node_ready(cluster.nodes()["new"])
+    print(f"adding one agent to 3+7 took {elapsed:.1f}s")
+
+    rerun = cluster.up()
+    assert_ok(rerun)
+    assert {h for p in rerun.report["phases"] for h in p["changed"]} == {"s1"}

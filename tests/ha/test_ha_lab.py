@@ -1,0 +1,140 @@
+"""K3s high availability on lab hosts through the real `provision up`: embedded etcd behind a keepalived VIP,
+PostgreSQL, MariaDB and external etcd datastores (real servers from Debian's packages, bound to the lab gateway)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import node_ready
+from tests.ha.datastores import LabDatastore, etcd_on, gateway_of, mariadb_on, postgres_on
+from tests.ha.harness import HaCluster, vip_for, vip_holder, wait_until
+
+pytestmark = pytest.mark.lab
+
+SERVERS3 = ["s1", "s2", "s3"]
+WRONG_PASSWORD = "not-the-password"  # noqa: S105 - deliberately wrong
+
+
+def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_path: Path) -> None:
+    lab = make_lab([*SERVERS3, "a1"])
+    vip = vip_for(lab)
+    cluster = HaCluster(lab, tmp_path / "c", servers=SERVERS3, agents=["a1"],
+                        extra_vars={"keepalived_vip_address": vip})
+    outcome = cluster.up()
+    assert outcome.rc == 0, outcome.stdout + outcome.stderr
+    assert {h: r["ready"] for h, r in outcome.report["hosts"].items()} == dict.fromkeys([*SERVERS3, "a1"], "yes")
+
+    # Everything goes through the endpoint: kubeconfig, tls-san, joiners and agents.
+    config = cluster.kubeconfig_data()
+    assert next(c for c in config["clusters"] if c["name"] == "lab")["cluster"]["server"] == f"https://{vip}:6443"
+    nodes = cluster.nodes()
+    assert set(nodes) == {*SERVERS3, "a1"} and all(node_ready(n) for n in nodes.values())
+    for server in SERVERS3:
+        assert nodes[server]["metadata"]["labels"].get("node-role.kubernetes.io/etcd") == "true", server
+    for host in ["s2", "s3", "a1"]:
+        text = lab.exec(host, "cat /etc/rancher/k3s/config.yaml", check=True).stdout
+        assert f"server: https://{vip}:6443" in text, (host, text)
+    assert "cluster-init: true" in lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout
+
+    # A rerun changes nothing, and nothing restarts.
+    again = cluster.up()
+    assert again.rc == 0, again.stdout + again.stderr
+    assert again.changed_total() == 0, again.changed_by_host()
+
+    # The server holding the VIP goes down: the VIP moves and the API keeps answering through it.
+    holder = vip_holder(lab, SERVERS3, vip)
+    assert holder is not None
+    lab.stop(holder)
+    moved = wait_until(lambda: vip_holder(lab, SERVERS3, vip) not in (None, holder) and cluster.api_answers(), 60)
+    assert moved is not None, "the VIP did not move, or the API did not answer through it"
+    survivors = [s for s in SERVERS3 if s != holder]
+
+    # A second server goes down: no quorum, so the API is unavailable (readyz fails, keepalived drops the VIP).
+    lab.stop(survivors[0])
+    lost = wait_until(lambda: not cluster.api_answers(), 90, interval=2)
+    assert lost is not None, "the API still answered with one server of three"
+
+    # One comes back: quorum again, the API answers through the VIP.
+    lab.start(holder)
+    back = wait_until(cluster.api_answers, 180, interval=2)
+    assert back is not None, "the API did not come back with two servers of three"
+
+
+def _datastore_cluster(lab, tmp_path: Path, store: LabDatastore, password: str | None) -> HaCluster:
+    return HaCluster(lab, tmp_path / f"c-{store.kind}", servers=["s1", "s2"], agents=[],
+                     extra_vars={"k3s_datastore_endpoint": store.endpoint}, datastore_password=password)
+
+
+def _assert_forms_on(cluster: HaCluster, store: LabDatastore) -> None:
+    outcome = cluster.up()
+    assert outcome.rc == 0, outcome.stdout + outcome.stderr
+    nodes = cluster.nodes()
+    assert set(nodes) == {"s1", "s2"} and all(node_ready(n) for n in nodes.values())
+    lab = cluster.lab
+    for server in ("s1", "s2"):
+        dropin = "/etc/rancher/k3s/config.yaml.d/50-datastore.yaml"
+        mode = lab.exec(server, f"stat -c %a {dropin}", check=True).stdout.strip()
+        assert mode == "600"
+        config = lab.exec(server, "cat /etc/rancher/k3s/config.yaml", check=True).stdout
+        assert "cluster-init" not in config and "datastore-endpoint" not in config
+        if store.password:
+            assert store.password in lab.exec(server, f"cat {dropin}", check=True).stdout
+            assert store.password not in lab.exec(server, "ps -eo args", check=True).stdout
+            assert store.password not in lab.exec(server, "journalctl --no-pager -o cat", check=True).stdout
+    if store.password:
+        assert store.password not in outcome.stdout + outcome.stderr
+        leaked = [p for p in cluster.state_dir.rglob("*")
+                  if p.is_file() and p.name != "datastore-password" and store.password.encode() in p.read_bytes()]
+        assert leaked == []
+        secret = cluster.state_dir / "lab" / "secrets" / "datastore-password"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mariadb"])
+def test_two_servers_on_an_sql_datastore(make_lab, tmp_path: Path, kind: str) -> None:
+    lab = make_lab(["s1", "s2"])
+    gateway = gateway_of(lab)
+    starter = postgres_on(gateway, lab.subnet) if kind == "postgres" else mariadb_on(gateway)
+    with starter as store:
+        # A wrong password is caught from every server before anything is installed, and said plainly.
+        wrong = _datastore_cluster(lab, tmp_path, store, password=WRONG_PASSWORD)
+        failed = wrong.up()
+        assert failed.rc != 0
+        text = failed.stdout + failed.stderr
+        assert "wrong password" in text, text
+        assert "probe-datastore" in text
+        assert WRONG_PASSWORD not in text
+        assert lab.exec("s1", "test -e /usr/local/bin/k3s").returncode != 0, "k3s was installed anyway"
+
+        cluster = _datastore_cluster(lab, tmp_path, store, password=store.password)
+        _assert_forms_on(cluster, store)
+        assert store.kine_rows() > 0, "the datastore holds no kine rows"
+
+        # A critical setting that would differ from the running servers is refused before it is applied.
+        cluster.extra_vars["k3s_server_config"] = {"cluster-cidr": "10.52.0.0/16"}
+        cluster.write_inventory()
+        refused = cluster.up()
+        assert refused.rc != 0
+        assert "cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16" in refused.stdout + refused.stderr
+        assert "10.52.0.0" not in lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout
+
+
+def test_two_servers_on_external_etcd(make_lab, tmp_path: Path) -> None:
+    lab = make_lab(["s1", "s2"])
+    with etcd_on(gateway_of(lab), tmp_path / "etcd") as store:
+        cluster = _datastore_cluster(lab, tmp_path, store, password=None)
+        _assert_forms_on(cluster, store)
+        keys = store.etcd_keys()
+        assert any("s1" in k for k in keys) and any("s2" in k for k in keys), keys[:20]
+
+
+def test_unreachable_datastore_is_reported_as_such(make_lab, tmp_path: Path) -> None:
+    lab = make_lab(["s1", "s2"])
+    closed = LabDatastore("postgres", gateway_of(lab), 9, password=WRONG_PASSWORD)  # discard port: nobody listens
+    cluster = _datastore_cluster(lab, tmp_path, closed, password=WRONG_PASSWORD)
+    failed = cluster.up()
+    assert failed.rc != 0
+    assert "cannot connect to" in failed.stdout + failed.stderr

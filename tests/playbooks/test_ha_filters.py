@@ -1,0 +1,66 @@
+"""The HA filters of the k3s role: datastore URL with password, critical-setting differences, etcd members."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+FILTERS = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s" / "filter_plugins" / "k3s_ha_filters.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("k3s_ha_filters", FILTERS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ha = _load()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "password", "expected"),
+    [
+        ("postgres://k3s@db:5432/kubernetes?sslmode=disable", "s3:cr/t@",
+         "postgres://k3s:s3%3Acr%2Ft%40@db:5432/kubernetes?sslmode=disable"),
+        ("postgres://k3s@[fd00::1]:5432/k", "pw", "postgres://k3s:pw@[fd00::1]:5432/k"),
+        ("mysql://k3s@tcp(db:3306)/kubernetes", "p@ss:w", "mysql://k3s:p@ss:w@tcp(db:3306)/kubernetes"),
+        ("https://e1:2379,https://e2:2379", "ignored", "https://e1:2379,https://e2:2379"),
+        ("postgres://k3s@db/k", "", "postgres://k3s@db/k"),
+    ],
+)
+def test_datastore_url_puts_the_password_where_each_driver_reads_it(endpoint: str, password: str, expected: str) -> None:
+    assert ha.datastore_url(endpoint, password) == expected
+
+
+def test_absent_critical_keys_equal_k3s_defaults() -> None:
+    assert ha.critical_diff({}, {"cluster-cidr": "10.42.0.0/16", "disable": []}) == []
+    assert ha.critical_diff({"disable": "traefik,servicelb"}, {"disable": ["servicelb", "traefik"]}) == []
+
+
+def test_critical_changes_are_listed_and_secrets_hidden() -> None:
+    diff = ha.critical_diff(
+        {"cluster-cidr": "10.42.0.0/16", "agent-token": "old", "node-label": ["a=b"]},
+        {"cluster-cidr": "10.52.0.0/16", "agent-token": "new", "disable": ["traefik"], "node-label": ["c=d"]},
+    )
+    assert diff == [
+        "agent-token: (hidden) -> (hidden)",
+        "cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16",
+        "disable: (none) -> traefik",
+    ]
+    assert not any("old" in line or "new" in line for line in diff)
+
+
+def test_etcd_membership_matches_k3s_member_names_only() -> None:
+    info = {"members": [{"name": "s1-0a1b2c3d"}, {"name": "s10-11223344"}, {"name": ""}]}
+    assert ha.is_etcd_member(info, "s1")
+    assert ha.is_etcd_member(info, "s10")
+    assert not ha.is_etcd_member(info, "s2")
+    assert not ha.is_etcd_member({"members": [{"name": "s1-extra-0a1b2c3d"}]}, "s1")
+    assert ha.etcd_member_names(None) == []
