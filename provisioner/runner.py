@@ -7,6 +7,7 @@ progress; results leave as a PlaybookResult. No stdout is scraped and no shell c
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -150,6 +151,10 @@ class Runner:
         self.ssh = ssh
         self.on_event = on_event
         self.playbook_dir = playbook_dir
+        # Facts gathered by one phase serve the next ones of the same command (gathering=smart), so each phase
+        # does not gather again. A fresh cache per command: facts never outlive the command that gathered them.
+        self.fact_cache = work_dir / "facts" / uuid.uuid4().hex[:12]
+        _prune(work_dir / "facts", max_age_s=3600)
 
     def run(self, run: PlaybookRun) -> PlaybookResult:
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -180,7 +185,7 @@ class Runner:
             forks=run.forks,
             cmdline=" ".join(cmdline) or None,
             ident=ident,
-            envvars=self.ssh.envvars() | {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_own_ansible()},
+            envvars=self.ssh.envvars() | self._cache_env() | {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_own_ansible()},
             event_handler=handle,
             quiet=True,
             suppress_env_files=True,
@@ -197,6 +202,14 @@ class Runner:
             artifact_dir=artifact_dir,
             captured=captured,
         )
+
+    def _cache_env(self) -> dict[str, str]:
+        return {
+            "ANSIBLE_GATHERING": "smart",
+            "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(self.fact_cache),
+            "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600",
+        }
 
     def _record(self, event: Mapping[str, Any], hosts: dict[str, HostOutcome]) -> None:
         name = event.get("event", "")
@@ -235,6 +248,16 @@ def _path_with_own_ansible() -> str:
     """PATH with this environment's bin first, so its ansible-playbook (and collections) run, not another one."""
     own = str(Path(sys.executable).parent)
     return os.pathsep.join([own, os.environ.get("PATH", os.defpath)])
+
+
+def _prune(folder: Path, max_age_s: float) -> None:
+    """Remove fact caches of earlier commands."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - max_age_s
+    for entry in folder.iterdir():
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _tighten(path: Path) -> None:

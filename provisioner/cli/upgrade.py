@@ -210,7 +210,8 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
 def _resume_hint(exc: PhaseFailure) -> str:
     if exc.phase in ("stage", "backup"):
         return "no node was drained or restarted; fix the problem above and rerun the same command"
-    names = ", ".join(sorted({**exc.failed, **exc.unreachable})) or "the node named above"
+    stopped_at = {h: why for h, why in {**exc.failed, **exc.unreachable}.items() if "is left alone" not in why}
+    names = ", ".join(sorted(stopped_at)) or "the node named above"
     return (
         f"the upgrade stopped at {names}; the other nodes keep serving (no further node was taken down). "
         "Fix that node (see the reason above; `journalctl -u k3s` or `-u k3s-agent` on it), then rerun the same "
