@@ -76,6 +76,7 @@ class NodeState:
     ready: bool
     reachable: bool = True
     binary_version: K3sVersion | None = None  # what /usr/local/bin/k3s says; None when unknown
+    unfinished: bool = False  # carries the mark of a run that cordoned it and stopped before uncordoning
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class NodePlan:
     role: Role
     current: str
     target: str
-    action: Literal["upgrade", "skip"]
+    action: Literal["upgrade", "finish", "skip"]  # finish = at the target, only the uncordon is left
     drain: bool
     order: int  # 1-based position of its batch; 0 when skipped
 
@@ -114,7 +115,7 @@ class UpgradePlan:
 
     @property
     def to_upgrade(self) -> tuple[str, ...]:
-        return tuple(n.name for n in self.nodes if n.action == "upgrade")
+        return tuple(n.name for n in self.nodes if n.action != "skip")
 
     @property
     def servers_change(self) -> bool:
@@ -143,8 +144,9 @@ def batches(names: Sequence[str], size: int) -> list[tuple[str, ...]]:
 
 
 def needs_upgrade(node: NodeState, target: K3sVersion) -> bool:
-    """A node is done only when it runs the target (API view) and its binary is the target too (when known)."""
-    if node.version != target:
+    """A node is done when it runs the target (API view), its binary is the target (when known) and no earlier run
+    left it cordoned."""
+    if node.version != target or node.unfinished:
         return True
     return node.binary_version is not None and node.binary_version != target
 
@@ -228,7 +230,7 @@ def plan_upgrade(
             role=n.role,
             current=str(n.version) if n.version else "unknown",
             target=str(target),
-            action="upgrade" if n.name in position else "skip",
+            action=("finish" if n.version == target else "upgrade") if n.name in position else "skip",
             drain=n.name in position,
             order=position.get(n.name, 0),
         )

@@ -21,6 +21,7 @@ TASK_INSTALLED = "Read the installed K3s version"
 TASK_TARGET = "Report the target version"
 TASK_NODES = "Read the node list"
 TASK_HEALTH = "Read the API health"
+CORDON_MARK = "upgrade.provision.io/cordoned"  # label the playbook sets before a drain, removes after the uncordon
 CHECK_CAPTURE = frozenset({TASK_INSTALLED, TASK_TARGET, TASK_NODES, TASK_HEALTH})
 
 
@@ -107,6 +108,7 @@ def read_check(cluster: Cluster, result: PlaybookResult) -> CheckFindings:
                 ready=ready,
                 reachable=host.name not in result.unreachable_hosts,
                 binary_version=_version_or_none(captured.get(TASK_INSTALLED, {}).get("stdout", "")),
+                unfinished=node is not None and CORDON_MARK in node.get("metadata", {}).get("labels", {}),
             )
         )
     return CheckFindings(target=target, nodes=states, problems=problems)

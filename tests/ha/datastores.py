@@ -187,7 +187,8 @@ def mariadb_on(address: str) -> Iterator[LabDatastore]:
         port = free_port(address)
         proc = _popen([mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
                        f"--bind-address={address}", f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin",
-                       "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", f"--tmpdir={tmp}", *user_args], log, None)
+                       "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", f"--tmpdir={tmp}", *user_args],
+                      log, None)
         try:
             wait_for_port(address, port, proc)
             password = secrets.token_hex(12)

@@ -1,4 +1,4 @@
-"""Every Molecule scenario under molecule/ passes `molecule test` (create, converge, idempotence, check, verify, destroy).
+"""Every Molecule scenario under molecule/ passes `molecule test` (create, converge, idempotence, verify, destroy).
 
 The scenarios import the product's own playbooks; their verify steps assert real outcomes on the lab hosts. This
 wrapper runs each one as a user would, from the repository root with the virtualenv's molecule and ansible, and also
@@ -18,8 +18,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_ROOT = REPO_ROOT / "molecule"
-#: The scenario wall time budget; a scenario slower than this is a failure, not a hang.
-SCENARIO_TIMEOUT_S = 1500
+#: The scenario wall time budget; a scenario slower than this is a failure, not a hang. On a 2-core machine shared
+#: with other test runs (load ~10) `single` took ~20 min and `ha-etcd` longer; idle, both are several times faster.
+SCENARIO_TIMEOUT_S = 3000
 TAIL_LINES = 120
 
 #: A full K3s token or a password in an env-file line: neither may ever reach the output.
@@ -53,6 +54,7 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S + 120)
 @pytest.mark.parametrize("scenario", scenario_names())
 def test_scenario(scenario: str, lab_image: str) -> None:
     molecule = Path(sys.executable).parent / "molecule"

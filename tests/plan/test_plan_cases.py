@@ -39,6 +39,7 @@ def _node(raw: dict[str, Any]) -> NodeState:
         ready=raw.get("ready", True),
         reachable=raw.get("reachable", True),
         binary_version=K3sVersion.parse(binary) if binary else None,
+        unfinished=raw.get("unfinished", False),
     )
 
 
@@ -58,6 +59,8 @@ def test_plan_case(case: Path) -> None:
         for name in (step[0] for step in expect["steps"])
     ]
     assert sorted(n.name for n in plan.nodes if n.action == "skip") == sorted(expect.get("skipped", []))
+    if "finish" in expect:
+        assert sorted(n.name for n in plan.nodes if n.action == "finish") == sorted(expect["finish"])
     wanted = expect["refusals"]
     assert len(plan.refusals) == len(wanted), plan.refusals
     for text, refusal in zip(wanted, plan.refusals, strict=True):

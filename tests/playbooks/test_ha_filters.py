@@ -35,7 +35,7 @@ ha = _load()
         ("postgres://k3s@db/k", "", "postgres://k3s@db/k"),
     ],
 )
-def test_datastore_url_puts_the_password_where_each_driver_reads_it(endpoint: str, password: str, expected: str) -> None:
+def test_datastore_url_puts_the_password_where_the_driver_reads_it(endpoint: str, password: str, expected: str) -> None:
     assert ha.datastore_url(endpoint, password) == expected
 
 

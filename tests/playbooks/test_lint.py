@@ -1,4 +1,4 @@
-"""The shipped playbooks, roles and Molecule scenarios pass ansible-lint's production profile and Ansible's syntax check.
+"""Shipped playbooks, roles and Molecule scenarios pass ansible-lint's production profile and the syntax check.
 
 Both run offline (no Galaxy): collections come from the PyPI `ansible` package installed in the virtualenv.
 """
@@ -68,8 +68,9 @@ def test_playbook_syntax(playbook: Path, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(SYNTAX_INVENTORY, encoding="utf-8")
     extra_vars = ["--extra-vars", REQUIRED_EXTRA_VARS[playbook.name]] if playbook.name in REQUIRED_EXTRA_VARS else []
+    command = [str(BIN_DIR / "ansible-playbook"), "--syntax-check", "--inventory", str(inventory), *extra_vars]
     result = subprocess.run(
-        [str(BIN_DIR / "ansible-playbook"), "--syntax-check", "--inventory", str(inventory), *extra_vars, str(playbook)],
+        [*command, str(playbook)],
         cwd=REPO_ROOT,
         env=tool_environment(),
         capture_output=True,

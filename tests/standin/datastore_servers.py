@@ -130,7 +130,8 @@ def _service_dir(prefix: str, account: pwd.struct_passwd | None) -> Iterator[Pat
 def _run(args: list[str], log: Path, account: pwd.struct_passwd | None) -> None:
     proc = _popen(args, log, account)
     if proc.wait(timeout=180) != 0:
-        raise RuntimeError(f"{args[0]} failed (rc={proc.returncode}); see {log}")
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        raise RuntimeError(f"{args[0]} failed (rc={proc.returncode}); log tail:\n{tail}")
 
 
 # --------------------------------------------------------------------------- PKI
