@@ -25,6 +25,7 @@ class ProvisionError(Exception):
     """Root of every error provision reports to the user."""
 
     exit_code = ExitCode.FAILED
+    reported = False  # set when a command already put the error into its own JSON document
 
     def details(self) -> list[str]:
         """Extra lines shown under the one-line message."""

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ProvisionError as exc:
-        reporter.error(str(exc), exc.details())
+        if not exc.reported:
+            reporter.error(str(exc), exc.details())
         return exc.exit_code
     except KeyboardInterrupt:
         reporter.error("interrupted; rerun the same command to resume", [])

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         document = report.to_json() | {"report_file": str(saved), "context": context_name}
         if error is not None:
             document["error"] = {"message": str(error), "details": error.details()}
+            error.reported = True  # the document above carries it; the CLI boundary must not print a second one
         emit_json(document)
     else:
         headers = ["HOST", "ROLE", "ARCH", "VERSION", "READY", "CHANGED", "TIME"]
