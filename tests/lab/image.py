@@ -52,6 +52,7 @@ PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "less",
     "netbase",
+    "keepalived",  # installed but not enabled: the keepalived_vip role configures and starts it
 )
 
 #: Units that make no sense in a container (no consoles, no periodic maintenance that would
@@ -272,6 +273,9 @@ def tune_rootfs(rootfs: Path) -> None:
         link = units / wants / "ssh-hostkeys.service"
         if not link.is_symlink():
             link.symlink_to("/etc/systemd/system/ssh-hostkeys.service")
+    # Installed packages must not start services on their own; roles under test enable what they configure.
+    for wants in (units / "multi-user.target.wants").glob("keepalived.service"):
+        wants.unlink()
     for unit in MASKED_UNITS:
         target = units / unit
         if target.exists() or target.is_symlink():
