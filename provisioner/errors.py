@@ -99,7 +99,7 @@ class ProbeError(ProvisionError):
 
 
 @dataclass
-class PhaseFailure(ProvisionError):
+class PhaseFailedError(ProvisionError):
     """A phase's playbook failed. Names the failed and unreachable hosts and how to resume."""
 
     phase: str

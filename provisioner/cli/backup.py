@@ -8,7 +8,7 @@ from pathlib import Path
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure, UsageError
+from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.runner import PlaybookRun
 
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if not result.ok:
-        raise PhaseFailure(
+        raise PhaseFailedError(
             phase="backup", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts,
             resume_hint="nothing on the cluster was changed; fix the problem above and rerun",
         )

@@ -27,7 +27,9 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do NOT verify SSH host keys (insecure; printed as a warning on every run)",
     )
-    parser.add_argument("--state-dir", type=Path, help="root of the per-cluster state (default ~/.local/state/provision)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="root of the per-cluster state (default ~/.local/state/provision)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of progress")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show each task as it starts")
 

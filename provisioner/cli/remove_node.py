@@ -12,7 +12,7 @@ import argparse
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure, RefusedError, UsageError
+from provisioner.errors import PhaseFailedError, RefusedError, UsageError
 from provisioner.lifecycle_plan import ETCD_LABEL, Node, RemovalPlan, RemovalRefusedError, plan_removal
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, read_node_list, save_fingerprints
 from provisioner.probe import probe_hosts
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         reporter.info(f"{plan.host} {done}" if result.ok else f"{plan.host}: removal failed")
         reporter.info(f"remove the host from {session.inventory} now, or the next `up` adds it back; report: {saved}")
     if not result.ok:
-        raise PhaseFailure(
+        raise PhaseFailedError(
             phase="remove-node", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts,
             resume_hint=(
                 "rerun the same command; if the host became unreachable, add --force to remove it from the "

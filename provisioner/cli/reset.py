@@ -14,7 +14,7 @@ from provisioner import kubeconfig
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows, prerequisite_packages
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure, UsageError
+from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.runner import PlaybookRun
 from provisioner.state import RunReport
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         reporter.table(headers, rows)
         reporter.info(f"prerequisite packages left in place: {', '.join(packages) or 'none'}; report: {saved}")
     if not result.ok:
-        raise PhaseFailure(
+        raise PhaseFailedError(
             phase="reset", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts,
             resume_hint="rerun the same reset: hosts already clean are left as they are",
         )

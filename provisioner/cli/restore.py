@@ -14,7 +14,7 @@ from pathlib import Path
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure, UsageError
+from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.runner import PlaybookRun
 
 _KINDS = {"sqlite": "state.db", "etcd-snapshot": "etcd-snapshot"}
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     extravars = {"k3s_backup_restore_from": str(source)}
     result = session.runner().run(PlaybookRun(playbook="restore.yml", inventory=session.inventory, extravars=extravars))
     if not result.ok:
-        raise PhaseFailure(
+        raise PhaseFailedError(
             phase="restore", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts,
             resume_hint="servers may be stopped; fix the problem above and rerun the same restore",
         )

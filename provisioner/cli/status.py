@@ -7,7 +7,7 @@ import json
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure
+from provisioner.errors import PhaseFailedError
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.runner import PlaybookRun
 
@@ -23,10 +23,14 @@ def run(args: argparse.Namespace) -> int:
     session = open_session(args)
     flavor = get_flavor(session.cluster.flavor, FlavorOptions(ssh=session.ssh))
     result = session.runner().run(
-        PlaybookRun(playbook=flavor.status_playbook(), inventory=session.inventory, capture=frozenset({"Read the node list"}))
+        PlaybookRun(
+            playbook=flavor.status_playbook(), inventory=session.inventory, capture=frozenset({"Read the node list"})
+        )
     )
     if not result.ok:
-        raise PhaseFailure(phase="status", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts)
+        raise PhaseFailedError(
+            phase="status", rc=result.rc, failed=result.failed_hosts, unreachable=result.unreachable_hosts
+        )
     raw = next(iter(result.captured.values()))["Read the node list"]["stdout"]
     items = json.loads(raw).get("items", [])
     rows = []

@@ -17,7 +17,7 @@ from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.phases.base import Context, PhaseManager
 from provisioner.state import RunReport
 
-TOKEN_ENV = "PROVISION_K3S_TOKEN"
+TOKEN_ENV = "PROVISION_K3S_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
 DATASTORE_PASSWORD_ENV = "PROVISION_DATASTORE_PASSWORD"  # noqa: S105 - the variable's name
 
 
@@ -30,11 +30,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--token-file", type=Path, help=f"file holding the cluster token (or set ${TOKEN_ENV}); default: generated"
     )
     parser.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig to merge the cluster's context into (default: $KUBECONFIG or ~/.kube/config)"
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig to merge the cluster's context into (default: $KUBECONFIG or ~/.kube/config)",
     )
     parser.add_argument("--no-merge-kubeconfig", action="store_true", help="only keep the kubeconfig in the state dir")
     parser.add_argument(
-        "--all", action="store_true",
+        "--all",
+        action="store_true",
         help="run on every host, not only on hosts that are new or changed since the last successful run",
     )
     parser.set_defaults(handler=run)
@@ -128,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         headers = ["HOST", "ROLE", "ARCH", "VERSION", "READY", "CHANGED", "TIME"]
         reporter.table(headers, [[str(r[k.lower()]) for k in headers] for r in rows])
-        reporter.info(f"{'check' if args.check else 'up'} finished in {time.monotonic() - started:.1f}s; report: {saved}")
+        reporter.info(
+            f"{'check' if args.check else 'up'} finished in {time.monotonic() - started:.1f}s; report: {saved}"
+        )
     if error is not None:
         raise error
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
 from provisioner.cli.output import emit_json
-from provisioner.errors import PhaseFailure, ProvisionError, RefusedError, UsageError
+from provisioner.errors import PhaseFailedError, ProvisionError, RefusedError, UsageError
 from provisioner.phases.base import Context
 from provisioner.phases.upgrade import CHECK_CAPTURE, StopAtFirstFailure, read_check, upgrade_phases
 from provisioner.plan import K3sVersion, UpgradePlan, plan_upgrade
@@ -173,7 +173,7 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
     backup = plan.servers_change and not args.no_backup
     try:
         StopAtFirstFailure(list(upgrade_phases(backup))).run(ctx)
-    except PhaseFailure as exc:
+    except PhaseFailedError as exc:
         exc.resume_hint = _resume_hint(exc)
         error = exc
     per_node = {
@@ -207,7 +207,7 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
     return 0
 
 
-def _resume_hint(exc: PhaseFailure) -> str:
+def _resume_hint(exc: PhaseFailedError) -> str:
     if exc.phase in ("stage", "backup"):
         return "no node was drained or restarted; fix the problem above and rerun the same command"
     stopped_at = {h: why for h, why in {**exc.failed, **exc.unreachable}.items() if "is left alone" not in why}

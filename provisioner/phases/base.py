@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.errors import PhaseFailure
+from provisioner.errors import PhaseFailedError
 from provisioner.inventory import Cluster
 from provisioner.runner import HostEvent, PlaybookResult, PlaybookRun, Runner
 from provisioner.state import ClusterState, PhaseReport, RunReport
@@ -153,7 +153,7 @@ class PhaseManager:
                     "rerun the same command to complete them"
                 )
                 continue
-            raise PhaseFailure(
+            raise PhaseFailedError(
                 phase=phase.name,
                 rc=1,
                 failed=outcome.failed,
@@ -162,7 +162,7 @@ class PhaseManager:
             )
         if ctx.excluded:
             unreachable = {h: w for h, w in ctx.excluded.items() if "unreachable" in w}
-            raise PhaseFailure(
+            raise PhaseFailedError(
                 phase="up",
                 rc=1,
                 failed={h: w for h, w in ctx.excluded.items() if h not in unreachable},
