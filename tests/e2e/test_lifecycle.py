@@ -125,6 +125,7 @@ def test_reset_leaves_hosts_as_before_and_keeps_unrelated_rules_and_ssh(make_lab
 
 
 # ------------------------------------------------------------------------------------------------- remove-node
+@pytest.mark.heavy
 def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "a1", "a2"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1", "a2"])
@@ -150,6 +151,7 @@ def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp
     assert node_ready(cluster.nodes()["s1"])
 
 
+@pytest.mark.heavy
 def test_remove_one_of_three_etcd_servers_keeps_quorum(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "s2", "s3"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1", "s2", "s3"], agents=[])
@@ -172,6 +174,7 @@ def test_remove_one_of_three_etcd_servers_keeps_quorum(make_lab, tmp_path: Path)
 
 
 # ------------------------------------------------------------------------------------------------- adding nodes
+@pytest.mark.heavy
 def test_adding_an_agent_touches_only_it_and_one_server(make_lab, tmp_path: Path) -> None:
     servers, agents = ["s1", "s2", "s3"], [f"a{i}" for i in range(1, 8)]
     lab = make_lab([*servers, *agents, "new"])

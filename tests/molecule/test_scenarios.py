@@ -33,9 +33,14 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\]8;;[^\x1b]*\x1b\\")
 pytestmark = [pytest.mark.molecule, pytest.mark.lab]
 
 
-def scenario_names() -> list[str]:
+# Scenarios with many hosts run only with `-m heavy` (they take several times the default CI run's budget).
+HEAVY_SCENARIOS = frozenset({"ha-etcd"})
+
+
+def scenario_names() -> list[object]:
     """Scenarios are directories holding a molecule.yml (molecule/_shared holds the shared playbooks only)."""
-    return sorted(path.parent.name for path in SCENARIO_ROOT.glob("*/molecule.yml"))
+    names = sorted(path.parent.name for path in SCENARIO_ROOT.glob("*/molecule.yml"))
+    return [pytest.param(n, marks=pytest.mark.heavy) if n in HEAVY_SCENARIOS else n for n in names]
 
 
 def venv_environment(lab_image: str) -> dict[str, str]:
