@@ -56,6 +56,13 @@ def test_up_then_kubectl_then_noop_rerun(cluster: LabCluster) -> None:
     after = {h: unit_invocation(cluster.lab, h, u) for h, u in (("s1", "k3s"), ("a1", "k3s-agent"))}
     assert before == after, "a rerun with nothing to change restarted a service"
 
+    # The rerun above may skip hosts already as described; --all runs every role on every host: still 0 changed.
+    forced = cluster.up("--all")
+    assert forced.rc == 0, forced.stdout + forced.stderr
+    assert {p["name"] for p in forced.report["phases"] if p["status"] == "ok"} >= {"prepare", "install"}
+    assert forced.changed_total() == 0, forced.changed_by_host()
+    assert before == {h: unit_invocation(cluster.lab, h, u) for h, u in (("s1", "k3s"), ("a1", "k3s-agent"))}
+
 
 def test_secrets_stay_out_of_output_artifacts_and_reports(cluster: LabCluster) -> None:
     outcome = cluster.up("--verbose")
