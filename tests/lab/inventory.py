@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,19 @@ def lab_inventory(
     host_vars: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """An inventory for `provision up` (and plain ansible-playbook) on lab hosts, downloading from the lab mirror."""
-    if lab.mirror_url is None:
+    # Where internet is available, point the same tests at the real release server by configuration only:
+    # PROVISION_LAB_RELEASE_URL=https://github.com/k3s-io/k3s/releases/download
+    # PROVISION_LAB_CHANNEL_URL=https://update.k3s.io/v1-release/channels  (see tests/lab/README.md)
+    release_url = os.environ.get("PROVISION_LAB_RELEASE_URL") or lab.mirror_url
+    if release_url is None:
         raise ValueError("the lab has no release mirror; create it with mirror=True")
+    channel_url = os.environ.get("PROVISION_LAB_CHANNEL_URL") or f"{lab.mirror_url}/v1-release/channels"
     cluster_vars: dict[str, Any] = {
         "provision_cluster_name": cluster_name,
         "provision_flavor": "k3s",
-        "k3s_version": version,
-        "k3s_release_url": lab.mirror_url,
-        "k3s_channel_url": f"{lab.mirror_url}/v1-release/channels",
+        "k3s_version": os.environ.get("PROVISION_LAB_K3S_VERSION") or version,
+        "k3s_release_url": release_url,
+        "k3s_channel_url": channel_url,
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(lab.key_path.resolve()),
         # Host-key checking stays on: the lab's known_hosts holds every host's scanned keys.
