@@ -194,6 +194,7 @@ class Lab:
         images = {arch: ensure_image(arch) for arch in sorted({spec.arch for spec in specs})}
         if mirror_dir is not None and "amd64" not in images:
             images["amd64"] = ensure_image("amd64")
+        raise_inotify_limits(len(specs))
         destroy_lab(lab_id)  # leftovers of an earlier run with the same id
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # holds the private key
         network, subnet = create_network(lab_id)
@@ -552,6 +553,18 @@ def add_file(tar: tarfile.TarFile, path: str, content: bytes, mode: int) -> None
     info = tarfile.TarInfo(path)
     info.size, info.mode, info.mtime = len(content), mode, int(time.time())
     tar.addfile(info, io.BytesIO(content))
+
+
+def raise_inotify_limits(hosts: int) -> None:
+    """Every systemd in a lab host holds inotify instances of the machine's root user; Debian's default of 128 runs
+    out at about 20 hosts (units then fail at boot and sshd never starts). Raise it, never lower it."""
+    wanted = max(1024, 64 * hosts)
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        if int(path.read_text()) < wanted:
+            path.write_text(f"{wanted}\n")
+    except OSError as error:
+        raise LabError(f"cannot raise {path} to {wanted} for {hosts} lab hosts (run as root): {error}") from error
 
 
 def lxcfs_running() -> bool:
