@@ -56,6 +56,7 @@ def _backup_restore_round_trip(cluster: LabCluster, tmp_path: Path) -> None:
         assert wait_for(lambda name=name: node_ready(cluster, name), 120), name
 
 
+@pytest.mark.heavy  # not yet verified green in one full run; see the issue note
 def test_sqlite_one_server_two_agents(make_lab: MakeLab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "a1", "a2"])
     cluster = make_cluster(lab, ["s1"], ["a1", "a2"], tmp_path)
@@ -85,6 +86,7 @@ def test_sqlite_one_server_two_agents(make_lab: MakeLab, tmp_path: Path) -> None
     _backup_restore_round_trip(cluster, tmp_path)
 
 
+@pytest.mark.heavy  # not yet verified green in one full run; see the issue note
 def test_etcd_three_servers_fault_resume_and_restore(make_lab: MakeLab, tmp_path: Path) -> None:
     servers, agents = ["s1", "s2", "s3"], ["a1", "a2"]
     lab = make_lab(servers + agents)
