@@ -191,6 +191,7 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
             document["backup"] = f"{extravars['k3s_backup_dir']}/{extravars['k3s_backup_name']}"
         if error is not None:
             document["error"] = {"message": str(error), "details": error.details()}
+            error.reported = True
         emit_json(document)
     else:
         if backup and "backup" in {p.name for p in report.phases if p.status == "ok"}:
