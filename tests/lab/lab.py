@@ -569,7 +569,10 @@ def raise_inotify_limits(hosts: int) -> None:
 
 def lxcfs_running() -> bool:
     """lxcfs mounted at /var/lib/lxcfs (it makes /proc/meminfo honour --memory)."""
-    return (LXCFS_DIR / "proc" / "meminfo").exists()
+    try:
+        return (LXCFS_DIR / "proc" / "meminfo").is_file()
+    except OSError:  # a dead lxcfs leaves its FUSE mount behind: "Transport endpoint is not connected"
+        return False
 
 
 def create_network(lab_id: str) -> tuple[str, str]:
