@@ -144,6 +144,20 @@ def quorum(members: int) -> int:
     return members // 2 + 1
 
 
+def check_removable(cluster: Cluster, host_name: str) -> Host:
+    """The refusals the inventory alone decides (no cluster state needed): an unknown host, the last server."""
+    declared = {h.name: h for h in cluster.hosts}
+    if host_name not in declared:
+        raise RemovalRefusedError(f"{host_name} is not in the inventory; name a host listed under server or agent")
+    host = declared[host_name]
+    if host.role == "server" and not [s for s in cluster.servers if s.name != host_name]:
+        raise RemovalRefusedError(
+            f"{host_name} is the last server: removing it would destroy the cluster. "
+            "Use `provision reset` to tear the whole cluster down instead."
+        )
+    return host
+
+
 def plan_removal(
     cluster: Cluster,
     host_name: str,
@@ -159,18 +173,10 @@ def plan_removal(
     cluster without a majority of healthy members (counted from Ready server nodes), or which cannot be done
     because etcd has no quorum now (a member change needs one); an unreachable host without --force.
     """
-    declared = {h.name: h for h in cluster.hosts}
-    if host_name not in declared:
-        raise RemovalRefusedError(f"{host_name} is not in the inventory; name a host listed under server or agent")
-    host = declared[host_name]
+    host = check_removable(cluster, host_name)
     servers = [h.name for h in cluster.servers]
     others = [s for s in servers if s != host_name]
     notes: list[str] = []
-    if host.role == "server" and not others:
-        raise RemovalRefusedError(
-            f"{host_name} is the last server: removing it would destroy the cluster. "
-            "Use `provision reset` to tear the whole cluster down instead."
-        )
     if not reachable and not force:
         raise RemovalRefusedError(
             f"{host_name} is unreachable, so it cannot be cleaned up. Rerun with --force to remove it from the "

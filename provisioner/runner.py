@@ -134,6 +134,9 @@ def _short_reason(event_data: Mapping[str, Any]) -> str:
     if isinstance(message, list):
         message = "; ".join(str(m) for m in message)
     text = " ".join(str(message).split())
+    stderr = " ".join(str(result.get("stderr") or "").split())
+    if stderr and stderr not in text:  # a failed command: "non-zero return code" says nothing without its stderr
+        text = f"{text} (rc {result.get('rc', '?')}): {stderr[-400:]}"
     return text[:600]
 
 

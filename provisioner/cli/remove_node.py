@@ -13,7 +13,14 @@ from provisioner.cli.common import Session, add_connection_options, add_inventor
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows
 from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError, RefusedError, UsageError
-from provisioner.lifecycle_plan import ETCD_LABEL, Node, RemovalPlan, RemovalRefusedError, plan_removal
+from provisioner.lifecycle_plan import (
+    ETCD_LABEL,
+    Node,
+    RemovalPlan,
+    RemovalRefusedError,
+    check_removable,
+    plan_removal,
+)
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, read_node_list, save_fingerprints
 from provisioner.probe import probe_hosts
 from provisioner.runner import PlaybookRun
@@ -48,6 +55,10 @@ def _plan(session: Session, args: argparse.Namespace) -> RemovalPlan:
     cluster = session.cluster
     if args.host not in {h.name for h in cluster.hosts}:
         raise UsageError(f"{args.host} is not in {session.inventory}; name a host listed under server or agent")
+    try:
+        check_removable(cluster, args.host)  # before contacting anything: the last server needs no node list
+    except RemovalRefusedError as exc:
+        raise RefusedError(str(exc)) from None
     nodes = _node_list(session, args.host)
     target = next(h for h in cluster.hosts if h.name == args.host)
     reachable = probe_hosts([target], session.ssh)[args.host].reachable

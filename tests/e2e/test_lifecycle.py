@@ -16,34 +16,20 @@ from tests.lab.lab import Lab
 pytestmark = pytest.mark.lab
 
 UNRELATED_RULE = "INPUT -p tcp -m tcp --dport 2222 -m comment --comment lab-unrelated -j ACCEPT"
-K3S_PATHS = (
-    "/etc/rancher /var/lib/rancher /var/lib/kubelet /var/lib/cni /run/k3s /run/flannel /run/netns "
-    "/etc/systemd/system /usr/local/bin /etc/modules-load.d /etc/sysctl.d /etc/default"
-)
-SNAPSHOT = {
-    "files": f"find {K3S_PATHS} 2>/dev/null | sort",
-    "units": "systemctl list-units --all --no-legend --plain | awk '{print $1, $3, $4}' "
-    # Targets are left out: starting any unit that wants network-online.target activates it for good.
-    "| grep -v -E '^(session-|user@|user-|user-runtime-dir@|run-)|\\.target ' | sort; "
-    "systemctl list-unit-files --no-legend | awk '{print $1, $2}' | sort",
-    "interfaces": "ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort",
-    # Rules and chains, without counters. Table headers and built-in chains with an ACCEPT policy are left out:
-    # iptables-nft creates them on first use and an empty one filters nothing (see the report's known gaps).
-    "iptables": "(iptables-save; ip6tables-save) | grep -v -E '^(#|\\*|COMMIT)' "
-    "| grep -v -E '^:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) ACCEPT' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
-    "mounts": "awk '{print $5, $9}' /proc/self/mountinfo | sort",
-    "ports": "ss -Hltnu | awk '{print $1, $5}' | sort",
-    "netns": "ip netns list 2>/dev/null | sort",
-    "processes": "cat /proc/[0-9]*/comm 2>/dev/null | grep -v -E '^(sshd|bash|sh|cat|sort|grep|awk|python3|sleep)$' "
-    "| sort -u",
-}
+SNAPSHOT_SCRIPT = Path(__file__).resolve().parents[1] / "lab" / "host_snapshot.sh"
 
 
 def snapshot(lab: Lab, host: str) -> dict[str, list[str]]:
-    return {
-        key: [line for line in lab.exec(host, command).stdout.splitlines() if line.strip()]
-        for key, command in SNAPSHOT.items()
-    }
+    """The host's K3s-relevant state by section (tests/lab/host_snapshot.sh, also used by molecule/reset)."""
+    out = lab.exec(host, ["bash", "-s"], input=SNAPSHOT_SCRIPT.read_text(), check=True).stdout
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        elif line.strip():
+            current.append(line)
+    return sections
 
 
 def diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
@@ -152,7 +138,7 @@ def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp
 
 
 @pytest.mark.heavy
-def test_remove_one_of_three_etcd_servers_keeps_quorum(make_lab, tmp_path: Path) -> None:
+def test_remove_etcd_servers_keeps_quorum_and_a_server_added_later_joins_alone(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "s2", "s3"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1", "s2", "s3"], agents=[])
     assert_ok(cluster.up())
@@ -166,11 +152,25 @@ def test_remove_one_of_three_etcd_servers_keeps_quorum(make_lab, tmp_path: Path)
     assert set(nodes) == {"s1", "s2"} and all(node_ready(n) for n in nodes.values())
     assert lab.exec("s3", "test -e /var/lib/rancher || test -e /usr/local/bin/k3s").returncode != 0
 
-    # Two members left: removing either would leave one, below nothing but the last-server rule; refused there.
-    assert_ok(cluster.provision("remove-node", "s2", "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
+    # Adding a server later: `up` with s3 still in the inventory joins only s3 (the others are read, not changed).
+    def invocations() -> dict[str, str]:
+        return {h: lab.exec(h, "systemctl show -p InvocationID --value k3s").stdout.strip() for h in ("s1", "s2")}
+
+    before = invocations()
+    rejoined = cluster.up()
+    assert_ok(rejoined)
+    assert {h for p in rejoined.report["phases"] for h in p["changed"]} <= {"s1", "s3"}, rejoined.report["phases"]
+    assert rejoined.changed_by_host().get("s1", 0) == 0 and rejoined.changed_by_host().get("s2", 0) == 0
+    assert invocations() == before  # nothing restarted on the servers already there
+    assert etcd_members(cluster, "s1") == ["s1", "s2", "s3"]
+
+    # From two members to one: the member leaves while both still run, so quorum holds all the way.
+    for gone in ("s3", "s2"):
+        assert_ok(cluster.provision("remove-node", gone, "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
     last = cluster.provision("remove-node", "s1", "--yes", "--known-hosts", str(lab.known_hosts))
     assert last.rc == 4 and "last server" in last.stderr
     assert etcd_members(cluster, "s1") == ["s1"]
+    assert set(cluster.nodes()) == {"s1"}
 
 
 # ------------------------------------------------------------------------------------------------- adding nodes

@@ -500,6 +500,10 @@ def test_standin_kubectl_node_operations(launcher: Launcher, tmp_path: Path, bin
     assert kc("delete", "node", "agent1").stdout == 'node "agent1" deleted\n'
     missing = kc("get", "node", "agent1")
     assert missing.returncode == 1 and 'nodes "agent1" not found' in missing.stderr
+    again = kc("delete", "node", "agent1")
+    assert again.returncode == 1 and 'Error from server (NotFound): nodes "agent1" not found' in again.stderr
+    quiet = kc("delete", "node", "agent1", "--ignore-not-found", "--wait=false")  # a boolean flag: takes no value
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
     real = real_kubectl(server.kubeconfig, "cordon", "srv")
     assert real.returncode == 0 and "cordoned" in real.stdout
 

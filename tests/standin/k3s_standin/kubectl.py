@@ -34,7 +34,7 @@ RESOURCE_ALIASES = {"nodes": "nodes", "node": "nodes", "no": "nodes", "pods": "p
                     "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces"}
 _BOOL_FLAGS = {"-A", "--all-namespaces", "--ignore-daemonsets", "--delete-emptydir-data", "--delete-local-data",
                "--force", "--overwrite", "--no-headers", "--show-labels", "--all", "--client", "--wait",
-               "--insecure-skip-tls-verify", "--disable-eviction", "--dry-run", "-w", "--watch"}
+               "--insecure-skip-tls-verify", "--disable-eviction", "--dry-run", "-w", "--watch", "--ignore-not-found"}
 _SHORT_WITH_VALUE = {"-o": "--output", "-n": "--namespace", "-l": "--selector", "-s": "--server"}
 
 
@@ -445,8 +445,8 @@ def cmd_delete(client: Client, args: Args) -> str:
         try:
             client.request("DELETE", f"/api/v1/nodes/{name}", {"propagationPolicy": "Background"})
             out += f'node "{name}" deleted\n'
-        except KubectlError:
-            if args.get("--ignore-not-found") in ("true", ""):
+        except KubectlError as exc:
+            if "(NotFound)" in str(exc) and args.get("--ignore-not-found", "false") == "true":
                 continue
             raise
     return out
