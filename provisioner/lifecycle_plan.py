@@ -182,6 +182,12 @@ def plan_removal(
             f"{host_name} is unreachable, so it cannot be cleaned up. Rerun with --force to remove it from the "
             "cluster only (its files stay on the machine; reset it later or reinstall it)."
         )
+    if host.role == "server" and not [s for s in others if s in nodes]:
+        raise RemovalRefusedError(
+            f"{host_name} is the last server of the cluster ({', '.join(others)} in the inventory "
+            f"{'is' if len(others) == 1 else 'are'} not a node of it): removing it would destroy the cluster. "
+            "Use `provision reset` to tear the whole cluster down instead."
+        )
     ready_servers = [s for s in others if s in nodes and node_ready(nodes[s])]
     if not ready_servers:
         raise RemovalRefusedError(

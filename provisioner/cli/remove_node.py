@@ -40,12 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _node_list(session: Session, host: str) -> dict[str, Node]:
-    """Nodes as the first other server that answers sees them."""
+    """Nodes as the first other server that answers sees them; else as the server being removed sees them (so
+    that a server whose inventory peers are no longer nodes is refused as the last one, not as unanswered)."""
     runner = session.runner()
-    for server in session.cluster.servers:
-        if server.name == host:
-            continue
-        nodes = read_node_list(runner, session.inventory, server.name)
+    servers = [s.name for s in session.cluster.servers]
+    for server in [*(s for s in servers if s != host), *(s for s in servers if s == host)]:
+        nodes = read_node_list(runner, session.inventory, server)
         if nodes is not None:
             return nodes
     raise RefusedError(f"no server other than {host} answered with the node list; the cluster cannot remove a node now")

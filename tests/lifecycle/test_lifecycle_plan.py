@@ -132,3 +132,11 @@ def test_removal_refusals(tmp_path: Path) -> None:
     two_down = one_down | {"s3": node("s3", server=True, etcd=True, ready=False)}
     with pytest.raises(RemovalRefusedError, match="no quorum now"):
         plan_removal(ha, "s3", two_down, reachable=False, force=True, embedded_etcd=True)
+
+
+def test_servers_listed_but_no_longer_nodes_do_not_count(tmp_path: Path) -> None:
+    """After s2 and s3 were removed (still in the inventory), s1 is the last server of the cluster."""
+    ha = cluster(tmp_path, 3, 0)
+    with pytest.raises(RemovalRefusedError, match=r"last server of the cluster \(s2, s3 in the inventory are not"):
+        plan_removal(ha, "s1", {"s1": node("s1", server=True, etcd=True)}, reachable=True, force=False,
+                     embedded_etcd=True)
