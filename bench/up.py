@@ -37,7 +37,8 @@ print(json.dumps({"rc": code, "self_kb": resource.getrusage(resource.RUSAGE_SELF
 def run_up(inventory: Path, known_hosts: Path, env: dict[str, str]) -> dict[str, float]:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, "up", "--inventory", str(inventory), "--known-hosts", str(known_hosts), "--json"],
+        [sys.executable, "-c", MEASURE, "up", "--inventory", str(inventory), "--known-hosts", str(known_hosts),
+         "--json"],
         capture_output=True, text=True, env=env, cwd=REPO, check=False,
     )  # fmt: skip
     wall = time.monotonic() - started
@@ -60,7 +61,9 @@ def bench(size: str, mirror: Path, root: Path) -> None:
     try:
         inventory = write_lab_inventory(
             work / "inventory.yml",
-            lab_inventory(lab, [s.name for s in specs[:servers]], [s.name for s in specs[servers:]], cluster_name="bench"),
+            lab_inventory(
+                lab, [s.name for s in specs[:servers]], [s.name for s in specs[servers:]], cluster_name="bench"
+            ),
         )
         env = os.environ | {"PROVISION_STATE_DIR": str(work / "state"), "KUBECONFIG": str(work / "kubeconfig")}
         for label in ("up", "no-op rerun"):

@@ -3,9 +3,11 @@
     python bench/upgrade.py [--servers 3] [--agents 7] [--max-unavailable 1] [--keep]
 
 Starts a lab (not timed), installs the old version with `provision up` (timed separately), then runs
-`provision upgrade --yes --json` while a thread polls GET /readyz on the API endpoint (the first server's address,
-lab hosts only) every 0.2 s with the admin client certificate. Prints the upgrade's wall time, each phase's time,
-each node's time and how long the API endpoint did not answer `ok` during the server phase.
+`provision upgrade --yes --json` while a thread polls GET /readyz on the API endpoint every 0.2 s with the admin
+client certificate: the first server's address, or with --vip a keepalived virtual IP that the servers hold (the
+endpoint users should have in HA; through it the server phase should cost no availability). Prints the upgrade's
+wall time, each phase's time, each node's time and how long the API endpoint did not answer `ok` during the server
+phase.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.ha.harness import vip_for
 from tests.lab.fixtures import new_lab_id
 from tests.lab.image import ensure_image
 from tests.lab.lab import HostSpec, Lab
@@ -100,6 +103,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=7)
     parser.add_argument("--max-unavailable", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="leave the lab running")
+    parser.add_argument("--vip", action="store_true", help="put the API endpoint on a keepalived virtual IP")
     args = parser.parse_args()
     ensure_image("amd64")
     workdir = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
@@ -108,7 +112,8 @@ def main() -> int:
     lab = Lab.create(new_lab_id("bu"), [HostSpec(n) for n in servers + agents], workdir / "lab",
                      mirror_dir=build_mirror(workdir / "mirror"))
     try:
-        cluster = make_cluster(lab, servers, agents, workdir)
+        extra = {"keepalived_vip_address": vip_for(lab)} if args.vip else None
+        cluster = make_cluster(lab, servers, agents, workdir, extra_vars=extra)
         started = time.monotonic()
         up = cluster.provision("up", timeout=3600)
         if up.returncode != 0:

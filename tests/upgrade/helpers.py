@@ -55,8 +55,12 @@ class LabCluster:
         return match.group(0) if match else ""
 
 
-def make_cluster(lab: Lab, servers: Sequence[str], agents: Sequence[str], workdir: Path) -> LabCluster:
-    inventory = write_lab_inventory(workdir / "inventory.yml", lab_inventory(lab, servers, agents, version=OLD))
+def make_cluster(
+    lab: Lab, servers: Sequence[str], agents: Sequence[str], workdir: Path, extra_vars: dict[str, object] | None = None
+) -> LabCluster:
+    inventory = write_lab_inventory(
+        workdir / "inventory.yml", lab_inventory(lab, servers, agents, version=OLD, extra_vars=extra_vars)
+    )
     return LabCluster(lab, list(servers), list(agents), inventory, workdir / "state", workdir / "kubeconfig")
 
 
