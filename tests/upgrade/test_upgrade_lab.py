@@ -85,7 +85,6 @@ def test_sqlite_one_server_two_agents(make_lab: MakeLab, tmp_path: Path) -> None
     _backup_restore_round_trip(cluster, tmp_path)
 
 
-@pytest.mark.heavy  # its steps were run by hand; not yet green as one pytest run
 def test_etcd_three_servers_fault_resume_and_restore(make_lab: MakeLab, tmp_path: Path) -> None:
     servers, agents = ["s1", "s2", "s3"], ["a1", "a2"]
     lab = make_lab(servers + agents)
