@@ -4,9 +4,11 @@ PostgreSQL, MariaDB and external etcd datastores (real servers from Debian's pac
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.harness import node_ready
 from tests.ha.datastores import LabDatastore, etcd_on, gateway_of, mariadb_on, postgres_on
@@ -139,3 +141,49 @@ def test_unreachable_datastore_is_reported_as_such(make_lab, tmp_path: Path) -> 
     failed = cluster.up()
     assert failed.rc != 0
     assert "cannot connect to" in failed.stdout + failed.stderr
+
+
+def test_kube_vip_manifest_puts_every_client_on_its_address(make_lab, tmp_path: Path) -> None:
+    """kube-vip runs as pods, which the K3s stand-in cannot run: the test plays kube-vip's part by announcing the
+    address on the server once K3s runs there with the manifest deployed (what kube-vip's DaemonSet would do).
+    Checked: the manifest, tls-san, the agent joining through the address and the kubeconfig pointing at it."""
+    lab = make_lab(["s1", "a1"])
+    vip = vip_for(lab)
+    manifest = "/var/lib/rancher/k3s/server/manifests/kube-vip.yaml"
+    cluster = HaCluster(lab, tmp_path / "c", servers=["s1"], agents=["a1"], extra_vars={"kube_vip_address": vip})
+    done = threading.Event()
+
+    def play_kube_vip() -> None:
+        while not done.wait(0.5):
+            if lab.exec("s1", f"test -s {manifest} && systemctl is-active -q k3s").returncode == 0:
+                lab.exec("s1", f"ip addr add {vip}/32 dev eth0", check=True)
+                return
+
+    announcer = threading.Thread(target=play_kube_vip, daemon=True)
+    announcer.start()
+    try:
+        outcome = cluster.up()
+    finally:
+        done.set()
+        announcer.join(timeout=10)
+    assert outcome.rc == 0, outcome.stdout + outcome.stderr
+
+    assert lab.exec("s1", f"stat -c %a {manifest}", check=True).stdout.strip() == "600"
+    documents = list(yaml.safe_load_all(lab.exec("s1", f"cat {manifest}", check=True).stdout))
+    daemonset = next(d for d in documents if d["kind"] == "DaemonSet")
+    pod = daemonset["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["address"] == vip and env["vip_interface"] == "eth0" and env["cp_enable"] == "true"
+    assert pod["hostNetwork"] is True and pod["serviceAccountName"] == "kube-vip"
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["key"] == "node-role.kubernetes.io/control-plane"
+    assert {d["kind"] for d in documents} == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+
+    server_config = yaml.safe_load(lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout)
+    assert vip in server_config["tls-san"]
+    agent_config = yaml.safe_load(lab.exec("a1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout)
+    assert agent_config["server"] == f"https://{vip}:6443"
+    config = cluster.kubeconfig_data()
+    assert next(c for c in config["clusters"] if c["name"] == "lab")["cluster"]["server"] == f"https://{vip}:6443"
+    nodes = cluster.nodes()
+    assert set(nodes) == {"s1", "a1"} and all(node_ready(n) for n in nodes.values())
