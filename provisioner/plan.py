@@ -15,6 +15,8 @@ from functools import total_ordering
 from typing import Literal
 
 Role = Literal["server", "agent"]
+# rolling: provision drains, swaps and restarts each node over SSH; plan: system-upgrade-controller Plans do it.
+Strategy = Literal["rolling", "plan"]
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 
 
@@ -108,6 +110,7 @@ class UpgradePlan:
     steps: tuple[Step, ...]
     refusals: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    strategy: Strategy = "rolling"
 
     @property
     def refused(self) -> bool:
@@ -206,11 +209,15 @@ def plan_upgrade(
     target: K3sVersion,
     datastore: str,
     max_unavailable: int = 1,
+    strategy: Strategy = "rolling",
 ) -> UpgradePlan:
-    """The rolling plan: servers one at a time in inventory order, then agents in batches of `max_unavailable`.
+    """The plan: servers one at a time in inventory order, then agents in batches of `max_unavailable`.
 
     Nodes already at the target are skipped (a rerun resumes where it stopped). Refusals list every safety rule the
-    cluster breaks right now; the CLI refuses to start when there is any.
+    cluster breaks right now; the CLI refuses to start when there is any. They are the same for both strategies:
+    system-upgrade-controller Plans take nodes down like the rolling upgrade does, and the controller itself does not
+    guard against a skipped minor. With Plans the controller picks the order within each role, and servers are only
+    cordoned (the server Plan does not drain).
     """
     checks = _Checks()
     if max_unavailable < 1:
@@ -231,13 +238,19 @@ def plan_upgrade(
             current=str(n.version) if n.version else "unknown",
             target=str(target),
             action=("finish" if n.version == target else "upgrade") if n.name in position else "skip",
-            drain=n.name in position,
+            drain=n.name in position and not (strategy == "plan" and n.role == "server"),
             order=position.get(n.name, 0),
         )
         for n in sorted(nodes, key=lambda n: (position.get(n.name, 10**6), n.role != "server"))
     )
     if not pending:
         checks.notes.append(f"every node already runs {target}: nothing to do")
+    elif strategy == "plan":
+        checks.notes.append(
+            "the system-upgrade-controller upgrades the nodes after the Plans are applied, in its own order within "
+            f"each step (servers one at a time, then agents {max(max_unavailable, 1)} at a time); "
+            "provision does not wait for it"
+        )
     return UpgradePlan(
         target=str(target),
         datastore=datastore,
@@ -245,4 +258,5 @@ def plan_upgrade(
         steps=tuple(steps),
         refusals=tuple(checks.refusals),
         notes=tuple(checks.notes),
+        strategy=strategy,
     )

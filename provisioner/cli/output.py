@@ -102,3 +102,9 @@ def emit_json(document: dict[str, Any]) -> None:
     json.dump(document, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def emit_text(text: str) -> None:
+    """A document for a pipe or a file (e.g. manifests) on stdout, as it is; progress stays on stderr."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()

@@ -1,26 +1,32 @@
-"""`provision upgrade`: a rolling, quorum-safe, resumable K3s upgrade.
+"""`provision upgrade`: a rolling, quorum-safe, resumable K3s upgrade, or system-upgrade-controller Plans.
 
-Flow: a read-only check (versions, node list, API health, target release per architecture) -> the plan from
-provisioner.plan, shown before anything changes -> refusal if a safety rule is broken -> --dry-run stops here ->
-confirmation (unless --yes) -> stage, backup, servers one by one, agents in batches, verify. A rerun resumes: the
-plan skips nodes already at the target and the playbooks skip them again.
+Flow: a read-only check (versions, node list, API health, target release per architecture; for --strategy plan also
+the controller's CRD) -> the plan from provisioner.plan, shown before anything changes -> refusal if a safety rule
+is broken -> --dry-run stops here (printing the Plans for --strategy plan) -> confirmation (unless --yes) -> the
+strategy's phases: rolling = stage, backup, servers one by one, agents in batches, verify; plan = backup, apply the
+Plans on the first server (the controller then upgrades the nodes). A rerun resumes: the plan skips nodes already at
+the target and the playbooks skip them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
-from provisioner.cli.output import emit_json
+from provisioner.cli.output import emit_json, emit_text
 from provisioner.errors import PhaseFailedError, ProvisionError, RefusedError, UsageError
+from provisioner.inventory import Cluster
 from provisioner.phases.base import Context
-from provisioner.phases.upgrade import CHECK_CAPTURE, StopAtFirstFailure, read_check, upgrade_phases
-from provisioner.plan import K3sVersion, UpgradePlan, plan_upgrade
+from provisioner.phases.upgrade import CHECK_CAPTURE, STRATEGIES, StopAtFirstFailure, read_check
+from provisioner.plan import K3sVersion, Strategy, UpgradePlan, plan_upgrade
 from provisioner.runner import PlaybookRun
 from provisioner.state import RunReport
+from provisioner.suc import NAMESPACE, PlanSettings, render_plans
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,13 +38,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     target.add_argument("--channel", dest="target_channel", help="release channel to follow, e.g. stable or v1.29")
     parser.add_argument("--max-unavailable", type=int, default=1, help="agents upgraded at the same time (default 1)")
     parser.add_argument("--drain-timeout", type=int, default=120, help="seconds a node's drain may take (default 120)")
-    parser.add_argument("--no-drain", action="store_true", help="do not cordon and drain nodes (not recommended)")
+    parser.add_argument(
+        "--no-drain", action="store_true",
+        help="do not cordon and drain nodes (not recommended; with --strategy plan the agents are not drained, "
+        "the controller still cordons each node)",
+    )
     parser.add_argument("--no-backup", action="store_true", help="skip the backup taken before the first server")
     parser.add_argument("--dry-run", action="store_true", help="show the plan and the safety checks; change nothing")
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
-        "--strategy", choices=["rolling"], default="rolling",
-        help="how to upgrade (system-upgrade-controller Plans are not available yet)",
+        "--strategy", choices=sorted(STRATEGIES), default="rolling",
+        help="rolling (default): provision upgrades each node over SSH; plan: apply system-upgrade-controller Plans "
+        "(the controller must already be installed) and the nodes upgrade themselves",
+    )
+    parser.add_argument(
+        "--plan-out", type=Path, metavar="FILE",
+        help="with --strategy plan: write the Plans to FILE (with --dry-run instead of printing them)",
     )
     parser.set_defaults(handler=run)
 
@@ -57,8 +72,14 @@ def _target_vars(args: argparse.Namespace) -> dict[str, Any]:
 def _extravars(args: argparse.Namespace, session: Session) -> dict[str, Any]:
     if args.max_unavailable < 1:
         raise UsageError(f"--max-unavailable must be at least 1, not {args.max_unavailable}")
+    if args.plan_out is not None and args.strategy != "plan":
+        raise UsageError("--plan-out writes system-upgrade-controller Plans: it needs --strategy plan")
+    strategy_vars: dict[str, Any] = {"k3s_upgrade_strategy": args.strategy}
+    if args.strategy == "plan":
+        strategy_vars["k3s_upgrade_image"] = session.cluster.k3s.upgrade_image
     return {
         **_target_vars(args),
+        **strategy_vars,
         "k3s_kubeconfig_dest": str(session.state.kubeconfig),
         "k3s_upgrade_max_unavailable": args.max_unavailable,
         "k3s_upgrade_drain_timeout": args.drain_timeout,
@@ -68,7 +89,9 @@ def _extravars(args: argparse.Namespace, session: Session) -> dict[str, Any]:
     }
 
 
-def make_plan(session: Session, extravars: dict[str, Any], max_unavailable: int) -> UpgradePlan:
+def make_plan(
+    session: Session, extravars: dict[str, Any], max_unavailable: int, strategy: Strategy = "rolling"
+) -> UpgradePlan:
     """Run the read-only check and plan from what it saw. Raises RefusedError when the target cannot be read."""
     session.reporter.phase_started("check", "Read versions and health; check the target release (read-only)")
     result = session.runner().run(
@@ -86,12 +109,9 @@ def make_plan(session: Session, extravars: dict[str, Any], max_unavailable: int)
         target = K3sVersion.parse(findings.target)
     except ValueError as exc:
         raise RefusedError(f"the channel resolved to {findings.target!r}: {exc}") from None
-    plan = plan_upgrade(findings.nodes, target, session.cluster.datastore, max_unavailable)
+    plan = plan_upgrade(findings.nodes, target, session.cluster.datastore, max_unavailable, strategy)
     if findings.problems:
-        plan = UpgradePlan(
-            target=plan.target, datastore=plan.datastore, nodes=plan.nodes, steps=plan.steps,
-            refusals=(*plan.refusals, *findings.problems), notes=plan.notes,
-        )
+        plan = dataclasses.replace(plan, refusals=(*plan.refusals, *findings.problems))
     return plan
 
 
@@ -110,7 +130,8 @@ def _refused(problems: list[str]) -> _RefusalError:
 
 def _show_plan(session: Session, plan: UpgradePlan) -> None:
     reporter = session.reporter
-    reporter.info(f"plan: upgrade to {plan.target} ({plan.datastore}); servers one at a time, then agents")
+    how = "system-upgrade-controller Plans: " if plan.strategy == "plan" else ""
+    reporter.info(f"plan: upgrade to {plan.target} ({plan.datastore}); {how}servers one at a time, then agents")
     rows = [
         [str(n.order) if n.order else "-", n.name, n.role, n.current, n.target, n.action, "yes" if n.drain else "no"]
         for n in plan.nodes
@@ -123,6 +144,7 @@ def _show_plan(session: Session, plan: UpgradePlan) -> None:
 def _plan_json(plan: UpgradePlan) -> dict[str, Any]:
     return {
         "target": plan.target,
+        "strategy": plan.strategy,
         "datastore": plan.datastore,
         "steps": [{"phase": s.phase, "nodes": list(s.nodes)} for s in plan.steps],
         "nodes": [n.__dict__ for n in plan.nodes],
@@ -136,7 +158,10 @@ def _confirm(args: argparse.Namespace, plan: UpgradePlan) -> None:
         return
     if not sys.stdin.isatty():
         raise UsageError("not asking for confirmation without a terminal; rerun with --yes (or --dry-run)")
-    answer = input(f"Upgrade {len(plan.to_upgrade)} node(s) to {plan.target}? [y/N] ")
+    question = f"Upgrade {len(plan.to_upgrade)} node(s) to {plan.target}?"
+    if plan.strategy == "plan":
+        question = f"Apply Plans that upgrade {len(plan.to_upgrade)} node(s) to {plan.target}?"
+    answer = input(f"{question} [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise UsageError("upgrade cancelled; nothing was changed")
 
@@ -146,23 +171,57 @@ def run(args: argparse.Namespace) -> int:
     if session.cluster.flavor != "k3s":
         raise UsageError(f"upgrade supports the k3s flavor only, not {session.cluster.flavor!r}")
     extravars = _extravars(args, session)
-    plan = make_plan(session, extravars, args.max_unavailable)
+    plan = make_plan(session, extravars, args.max_unavailable, args.strategy)
     if not args.json:
         _show_plan(session, plan)
     if plan.refused:
         raise _refused(list(plan.refusals))
+    manifest = plan_manifest(args, session.cluster, plan.target) if plan.strategy == "plan" else None
     if args.dry_run or not plan.to_upgrade:
+        document: dict[str, Any] = {"status": "planned" if args.dry_run else "ok", "plan": _plan_json(plan)}
+        if manifest is not None and args.dry_run:
+            document |= _deliver_manifest(args, session, manifest)
         if args.json:
-            emit_json({"status": "planned" if args.dry_run else "ok", "plan": _plan_json(plan)})
+            emit_json(document)
         else:
             session.reporter.info("dry run: nothing was changed" if args.dry_run else "nothing to upgrade")
         return 0
     _confirm(args, plan)
     extravars["k3s_version"], extravars["k3s_channel"] = plan.target, ""  # a channel is pinned for the whole run
-    return _execute(args, session, plan, extravars)
+    return _execute(args, session, plan, extravars, manifest)
 
 
-def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extravars: dict[str, Any]) -> int:
+def plan_manifest(args: argparse.Namespace, cluster: Cluster, target: str) -> str:
+    """The Plans the apply phase renders on the first server, rendered here from the same template and values."""
+    settings = PlanSettings.for_cluster(
+        cluster, target, max_unavailable=args.max_unavailable, drain=not args.no_drain,
+        drain_timeout_s=args.drain_timeout,
+    )
+    return render_plans(settings)
+
+
+def _deliver_manifest(args: argparse.Namespace, session: Session, manifest: str) -> dict[str, Any]:
+    """--dry-run: the Plans go to --plan-out, else into the JSON document (--json) or onto stdout."""
+    if args.plan_out is not None:
+        _write_manifest(args.plan_out, manifest)
+        session.reporter.info(f"wrote the Plans (namespace {NAMESPACE}) to {args.plan_out}")
+        return {"plan_out": str(args.plan_out)}
+    if args.json:
+        return {"manifest": manifest}
+    emit_text(manifest)
+    return {}
+
+
+def _write_manifest(path: Path, manifest: str) -> None:
+    try:
+        path.write_text(manifest, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--plan-out {path}: {exc.strerror or exc}") from None
+
+
+def _execute(
+    args: argparse.Namespace, session: Session, plan: UpgradePlan, extravars: dict[str, Any], manifest: str | None
+) -> int:
     report = RunReport(command="upgrade", cluster=session.cluster.name, inventory=str(session.inventory))
     ctx = Context(
         cluster=session.cluster, inventory=session.inventory, runner=session.runner(), state=session.state,
@@ -171,17 +230,20 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
     started = time.monotonic()
     error: ProvisionError | None = None
     backup = plan.servers_change and not args.no_backup
+    if manifest is not None and args.plan_out is not None:
+        _write_manifest(args.plan_out, manifest)
     try:
-        StopAtFirstFailure(list(upgrade_phases(backup))).run(ctx)
+        StopAtFirstFailure(list(STRATEGIES[plan.strategy](backup))).run(ctx)
     except PhaseFailedError as exc:
         exc.resume_hint = _resume_hint(exc)
         error = exc
-    per_node = {
-        host: round(sum(r.hosts[host].duration_s for name, r in ctx.results.items()
-                        if name in ("servers", "agents") and host in r.hosts), 1)
-        for host in plan.to_upgrade
-    }
-    report.hosts = {h: {"upgrade_s": s} for h, s in per_node.items()}
+    if plan.strategy == "rolling":
+        per_node = {
+            host: round(sum(r.hosts[host].duration_s for name, r in ctx.results.items()
+                            if name in ("servers", "agents") and host in r.hosts), 1)
+            for host in plan.to_upgrade
+        }
+        report.hosts = {h: {"upgrade_s": s} for h, s in per_node.items()}
     report.status = "failed" if error else "ok"
     report.finished = time.time()
     saved = report.save(session.state)
@@ -189,6 +251,8 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
         document = report.to_json() | {"plan": _plan_json(plan), "report_file": str(saved)}
         if backup:
             document["backup"] = f"{extravars['k3s_backup_dir']}/{extravars['k3s_backup_name']}"
+        if manifest is not None:
+            document["manifest"] = manifest
         if error is not None:
             document["error"] = {"message": str(error), "details": error.details()}
             error.reported = True
@@ -200,17 +264,33 @@ def _execute(args: argparse.Namespace, session: Session, plan: UpgradePlan, extr
             f"upgrade {'stopped' if error else 'finished'} in {time.monotonic() - started:.1f}s; report: {saved}"
         )
         if error is None:
-            session.reporter.info(
-                f"set k3s_version: {plan.target} in {session.inventory} so `provision up` keeps this version"
-            )
+            _after_success(session, plan)
     if error is not None:
         raise error
     return 0
 
 
+def _after_success(session: Session, plan: UpgradePlan) -> None:
+    if plan.strategy == "plan":
+        session.reporter.info(
+            f"the Plans are applied (namespace {NAMESPACE}): the system-upgrade-controller now upgrades "
+            f"{len(plan.to_upgrade)} node(s) to {plan.target}, servers first. `provision status -i "
+            f"{session.inventory}` shows each node's version; `kubectl -n {NAMESPACE} get plans,jobs` the "
+            f"controller's progress. Once every node runs {plan.target}, set k3s_version: {plan.target} in "
+            f"{session.inventory} so `provision up` keeps this version"
+        )
+        return
+    session.reporter.info(f"set k3s_version: {plan.target} in {session.inventory} so `provision up` keeps this version")
+
+
 def _resume_hint(exc: PhaseFailedError) -> str:
     if exc.phase in ("stage", "backup"):
         return "no node was drained or restarted; fix the problem above and rerun the same command"
+    if exc.phase == "plans":
+        return (
+            "no node was changed and no Plan took effect unless kubectl said so above; fix the problem on the first "
+            "server and rerun the same command (applying the same Plans again changes nothing)"
+        )
     stopped_at = {h: why for h, why in {**exc.failed, **exc.unreachable}.items() if "is left alone" not in why}
     names = ", ".join(sorted(stopped_at)) or "the node named above"
     return (

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from provisioner.inventory import k3s_flags
 from provisioner.inventory.ansible_source import VAULTED
 from provisioner.inventory.k3s_flags import Flag
+from provisioner.inventory.model import DEFAULT_UPGRADE_IMAGE
 from provisioner.inventory.report import Report
-from provisioner.inventory.syntax import CHANNEL_RE, VERSION_FORM, VERSION_RE, version_fix
+from provisioner.inventory.syntax import CHANNEL_RE, VERSION_FORM, VERSION_RE, image_repository_problem, version_fix
 from provisioner.inventory.yamlfile import VarPath
 
 Command = Literal["server", "agent"]
@@ -130,6 +131,21 @@ def check_release_url(report: Report, url: object) -> str | None:
         )
         return None
     return url.rstrip("/")
+
+
+def check_upgrade_image(report: Report, value: object) -> str:
+    """k3s_upgrade_image (a private registry's copy of rancher/k3s-upgrade): a repository without a tag."""
+    example = f"{DEFAULT_UPGRADE_IMAGE} or registry.example:5000/rancher/k3s-upgrade"
+    if value is None:
+        return DEFAULT_UPGRADE_IMAGE
+    if not isinstance(value, str):
+        shown = f"{type(value).__name__} {value!r}"
+        report.error("k3s_upgrade_image", f"must be a string, YAML read {shown}", f"write e.g. {example}")
+        return DEFAULT_UPGRADE_IMAGE
+    problem = None if _is_template(value) else image_repository_problem(value)
+    if problem is not None:
+        report.error("k3s_upgrade_image", f"{value!r} {problem}", f"give the repository only, e.g. {example}")
+    return value
 
 
 def check_artifact_dir(report: Report, value: object, base: Path, *, version: object, channel: object) -> Path | None:

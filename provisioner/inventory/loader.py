@@ -44,6 +44,7 @@ CLUSTER_VARS = (
     "k3s_token",
     "k3s_datastore_endpoint",
     "k3s_datastore_password_file",
+    "k3s_upgrade_image",
 )
 HOST_VARS = ("provision_hardware", "k3s_node_labels", "k3s_node_taints", "k3s_server_config", "k3s_agent_config")
 # Variables the roles accept (see playbooks/roles/*/meta/argument_specs.yml) that the model passes through as they are.
@@ -91,9 +92,11 @@ ROLE_TUNABLES = (
     "k3s_upgrade_ready_timeout",
     "k3s_upgrade_staging_dir",
     "k3s_upgrade_enforce_checks",
+    "k3s_upgrade_strategy",
     "k3s_backup_dir",
     "k3s_backup_name",
     "k3s_backup_restore_from",
+    "k3s_remove_node",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
 OWN_PREFIXES = ("provision_", "k3s_")
@@ -387,6 +390,7 @@ class _Builder:
             report, ref.get("k3s_datastore_endpoint"), ref.get("k3s_datastore_password_file"), len(servers), self.base
         )
         endpoint = ref.get("k3s_datastore_endpoint")
+        upgrade_image = k3s_checks.check_upgrade_image(report, ref.get("k3s_upgrade_image") if is_k3s else None)
         return K3sSettings(
             version=version if isinstance(version, str) else None,
             channel=channel if isinstance(channel, str) else None,
@@ -399,6 +403,7 @@ class _Builder:
             token_vaulted=token is VAULTED,
             datastore_endpoint=endpoint if isinstance(endpoint, str) else None,
             datastore_password_file=password_file,
+            upgrade_image=upgrade_image,
         )
 
     def server_config(self, ref: Mapping[str, Any], servers: list[Host], check: bool) -> dict[str, object]:

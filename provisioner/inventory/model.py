@@ -19,6 +19,8 @@ Datastore = Literal["sqlite", "embedded-etcd", "external"]
 FLAVORS = ("k3s", "kubeadm")
 DEFAULT_FLAVOR = "k3s"
 DEFAULT_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+# Image the system-upgrade-controller runs to upgrade a node (`upgrade --strategy plan`); it adds the version as tag.
+DEFAULT_UPGRADE_IMAGE = "rancher/k3s-upgrade"
 # k3s ships binaries for these architectures only (install.sh); `arm` is accepted as another name for armhf.
 ARCHES = ("amd64", "arm64", "armhf", "s390x")
 ARCH_ALIASES = {"arm": "armhf"}
@@ -81,6 +83,7 @@ class K3sSettings:
     token_vaulted: bool = False
     datastore_endpoint: str | None = field(default=None, repr=False)  # holds no password (refused when it does)
     datastore_password_file: Path | None = None
+    upgrade_image: str = DEFAULT_UPGRADE_IMAGE  # k3s_upgrade_image: repository only, for a private registry
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
             "token_vaulted": k3s.token_vaulted,
             "datastore_endpoint": k3s.datastore_endpoint,
             "datastore_password_file": _path_text(k3s.datastore_password_file),
+            "upgrade_image": k3s.upgrade_image,
         },
         "hosts": [host_to_dict(h) for h in cluster.hosts],
         "warnings": [w.render() for w in cluster.warnings],

@@ -21,6 +21,13 @@ CHANNEL_RE = re.compile(r"^(stable|latest|testing|v\d+\.\d+)$")
 MAX_LABEL_LENGTH = 63  # DNS-1123 label, label name and label value
 MAX_SUBDOMAIN_LENGTH = 253
 VERSION_FORM = "vMAJOR.MINOR.PATCH+k3sN, e.g. v1.28.4+k3s2"
+# An image repository as container runtimes read it (the distribution reference grammar) without tag or digest:
+# an optional registry host[:port]/, then lower-case path components. The k3s_upgrade role asserts the same pattern
+# (roles/k3s_upgrade/vars/main.yml).
+_IMAGE_HOST_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_IMAGE_REGISTRY = rf"(?:{_IMAGE_HOST_PART}(?:\.{_IMAGE_HOST_PART})*(?::\d+)?/)?"
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REPOSITORY_RE = re.compile(rf"^{_IMAGE_REGISTRY}{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*$")
 
 # kubelet refuses --node-labels in these namespaces unless the label is one of its own (IsKubeletLabel).
 _KUBELET_RESTRICTED = ("kubernetes.io", "k8s.io")
@@ -134,3 +141,12 @@ def version_fix(text: str) -> str:
         build = match.group(2) or "1"
         return f"write it as v{match.group(1)}+k3s{build} (check the exact build on the k3s releases page)"
     return f"use the form {VERSION_FORM}"
+
+
+def image_repository_problem(text: str) -> str | None:
+    """An image repository without a tag or digest (the system-upgrade-controller appends the version as the tag)."""
+    if "@" in text or ":" in text.rsplit("/", 1)[-1]:
+        return "carries a tag or digest; the system-upgrade-controller adds the target version as the tag"
+    if not IMAGE_REPOSITORY_RE.match(text):
+        return "is not an image repository name ([registry[:port]/]path in lower case)"
+    return None

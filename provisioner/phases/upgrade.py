@@ -1,14 +1,15 @@
 """Phases of `provision upgrade` and the reading of the check phase's results into plan inputs.
 
 The check playbook is read-only; what it saw (installed binary versions, the node list, each server's /readyz,
-the resolved target) comes back through the runner's captured task results, never from stdout. The flow after the
-check is a short list of playbook phases that stops at the first failure: a rolling upgrade must never go on past a
-node that did not come back.
+the resolved target, for the plan strategy the controller's CRD) comes back through the runner's captured task
+results, never from stdout. The flow after the check is a short list of playbook phases, one list per strategy, that
+stops at the first failure: a rolling upgrade must never go on past a node that did not come back.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +17,15 @@ from provisioner.inventory import Cluster
 from provisioner.phases.base import Context, PhaseManager, PhaseOutcome, PlaybookPhase
 from provisioner.plan import K3sVersion, NodeState
 from provisioner.runner import PlaybookResult
+from provisioner.suc import PLAN_CRD
 
 TASK_INSTALLED = "Read the installed K3s version"
 TASK_TARGET = "Report the target version"
 TASK_NODES = "Read the node list"
 TASK_HEALTH = "Read the API health"
+TASK_PLAN_CRD = "Read the system-upgrade-controller's Plan type"  # run by the check for the plan strategy only
 CORDON_MARK = "upgrade.provision.io/cordoned"  # label the playbook sets before a drain, removes after the uncordon
-CHECK_CAPTURE = frozenset({TASK_INSTALLED, TASK_TARGET, TASK_NODES, TASK_HEALTH})
+CHECK_CAPTURE = frozenset({TASK_INSTALLED, TASK_TARGET, TASK_NODES, TASK_HEALTH, TASK_PLAN_CRD})
 
 
 class StopAtFirstFailure(PhaseManager):
@@ -44,6 +47,26 @@ def upgrade_phases(backup: bool) -> list[PlaybookPhase]:
         PlaybookPhase("verify", "Verify every node is Ready at the target", "verify.yml", changes_hosts=False),
     ]
     return phases
+
+
+def plan_phases(backup: bool) -> list[PlaybookPhase]:
+    """Back up (only when a server will change), then apply the system-upgrade-controller Plans on the first server.
+
+    Nothing waits for the nodes: the controller upgrades them after this, and `provision status` shows how far it is.
+    """
+    phases = []
+    if backup:
+        phases.append(PlaybookPhase("backup", "Back up the cluster state and token to this machine", "backup.yml"))
+    phases.append(
+        PlaybookPhase(
+            "plans", "Apply the system-upgrade-controller Plans on the first server", "upgrade_plan_apply.yml"
+        )
+    )
+    return phases
+
+
+# How the nodes get the new release, by --strategy name: the phases after the check, given whether to back up.
+STRATEGIES: dict[str, Callable[[bool], list[PlaybookPhase]]] = {"rolling": upgrade_phases, "plan": plan_phases}
 
 
 @dataclass
@@ -89,6 +112,7 @@ def read_check(cluster: Cluster, result: PlaybookResult) -> CheckFindings:
     problems = [f"{host}: {why}" for host, why in sorted(result.failed_hosts.items())]
     if not nodes and not result.unreachable_hosts:
         problems.append(f"could not read the node list from {cluster.first_server.name}")
+    problems += _controller_problems(result)
     states = []
     for host in cluster.hosts:
         node = nodes.get(host.name)
@@ -112,3 +136,19 @@ def read_check(cluster: Cluster, result: PlaybookResult) -> CheckFindings:
             )
         )
     return CheckFindings(target=target, nodes=states, problems=problems)
+
+
+def _controller_problems(result: PlaybookResult) -> list[str]:
+    """For the plan strategy: the system-upgrade-controller's Plan CRD must exist (provision never installs it)."""
+    for tasks in result.captured.values():
+        crd = tasks.get(TASK_PLAN_CRD)
+        if crd is None or crd.get("rc") == 0:
+            continue
+        said = " ".join(str(crd.get("stderr") or "").split()) or f"rc {crd.get('rc')}"
+        return [
+            f"the system-upgrade-controller is not installed: the cluster has no CustomResourceDefinition "
+            f"{PLAN_CRD} (kubectl: {said}). Install the controller first (crd.yaml and "
+            "system-upgrade-controller.yaml of a github.com/rancher/system-upgrade-controller release); "
+            "provision does not install it"
+        ]
+    return []

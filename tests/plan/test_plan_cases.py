@@ -1,8 +1,10 @@
 """Data-driven tests of provisioner.plan: one JSON file per case under cases/, one generic test walking them.
 
-A case holds the cluster as the upgrade would find it (`nodes`), the `target`, the `datastore` and
-`max_unavailable`, and what must come out: the `steps` (batches in order), the `skipped` nodes, and text each
-refusal must contain (`refusals`; an empty list means the plan must be accepted).
+A case holds the cluster as the upgrade would find it (`nodes`), the `target`, the `datastore`,
+`max_unavailable` and the `strategy` (rolling unless given), and what must come out: the `steps` (batches in
+order), the `skipped` nodes, optionally the `drained` ones, and text each refusal must contain (`refusals`; an
+empty list means the plan must be accepted). Every case is also planned with the other strategy: the safety
+refusals do not depend on how the nodes get the new release.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import pytest
 from provisioner.plan import (
     K3sVersion,
     NodeState,
+    Strategy,
+    UpgradePlan,
     batches,
     can_take_one_down,
     fault_tolerance,
@@ -43,15 +47,21 @@ def _node(raw: dict[str, Any]) -> NodeState:
     )
 
 
-@pytest.mark.parametrize("case", sorted(CASES.glob("*.json")), ids=lambda p: p.stem)
-def test_plan_case(case: Path) -> None:
-    data = json.loads(case.read_text())
-    plan = plan_upgrade(
+def _plan(data: dict[str, Any], strategy: Strategy) -> UpgradePlan:
+    return plan_upgrade(
         [_node(n) for n in data["nodes"]],
         K3sVersion.parse(data["target"]),
         data.get("datastore", "sqlite"),
         data.get("max_unavailable", 1),
+        strategy,
     )
+
+
+@pytest.mark.parametrize("case", sorted(CASES.glob("*.json")), ids=lambda p: p.stem)
+def test_plan_case(case: Path) -> None:
+    data = json.loads(case.read_text())
+    plan = _plan(data, data.get("strategy", "rolling"))
+    assert plan.strategy == data.get("strategy", "rolling")
     expect = data["expect"]
     assert [list(step.nodes) for step in plan.steps] == expect["steps"]
     assert [step.phase for step in plan.steps] == [
@@ -61,10 +71,22 @@ def test_plan_case(case: Path) -> None:
     assert sorted(n.name for n in plan.nodes if n.action == "skip") == sorted(expect.get("skipped", []))
     if "finish" in expect:
         assert sorted(n.name for n in plan.nodes if n.action == "finish") == sorted(expect["finish"])
+    if "drained" in expect:
+        assert sorted(n.name for n in plan.nodes if n.drain) == sorted(expect["drained"])
     wanted = expect["refusals"]
     assert len(plan.refusals) == len(wanted), plan.refusals
     for text, refusal in zip(wanted, plan.refusals, strict=True):
         assert text in refusal, refusal
+
+
+@pytest.mark.parametrize("case", sorted(CASES.glob("*.json")), ids=lambda p: p.stem)
+def test_both_strategies_refuse_alike(case: Path) -> None:
+    data = json.loads(case.read_text())
+    rolling, plans = _plan(data, "rolling"), _plan(data, "plan")
+    assert rolling.refusals == plans.refusals
+    assert rolling.steps == plans.steps
+    # Plans cordon servers without draining them; agents are drained as in the rolling upgrade.
+    assert [n.name for n in plans.nodes if n.drain] == [n.name for n in rolling.nodes if n.drain and n.role == "agent"]
 
 
 @pytest.mark.parametrize("row", TABLES["parse"], ids=lambda r: r["text"])

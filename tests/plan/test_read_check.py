@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from provisioner.inventory import load_inventory
-from provisioner.phases.upgrade import TASK_HEALTH, TASK_INSTALLED, TASK_NODES, TASK_TARGET, read_check
+from provisioner.phases.upgrade import (
+    TASK_HEALTH,
+    TASK_INSTALLED,
+    TASK_NODES,
+    TASK_PLAN_CRD,
+    TASK_TARGET,
+    read_check,
+)
 from provisioner.plan import K3sVersion
 from provisioner.runner import HostOutcome, PlaybookResult
 
@@ -67,3 +74,28 @@ def test_read_check_maps_versions_health_and_reachability(tmp_path: Path) -> Non
     assert not states["s3"].reachable
     assert not states["a1"].ready and states["a1"].reachable
     assert findings.problems == ["a1: Check the binary can be downloaded: HTTP Error 404"]
+
+
+def test_missing_controller_crd_is_a_problem_only_when_the_check_read_it(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY)
+    cluster = load_inventory(path)
+    nodes = {"items": [_node(n, "v1.28.4+k3s2", True) for n in ("s1", "s2", "s3", "a1")]}
+    base = {TASK_TARGET: {"msg": "v1.29.0+k3s1"}, TASK_NODES: {"stdout": json.dumps(nodes)}, TASK_HEALTH: {"rc": 0}}
+    missing = {
+        "rc": 1,
+        "stderr": 'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io '
+        '"plans.upgrade.cattle.io" not found',
+    }
+
+    def findings(captured_s1: dict[str, object]) -> list[str]:
+        result = PlaybookResult(playbook="upgrade_check.yml", status="successful", rc=0, duration_s=1.0,
+                                artifact_dir=tmp_path, hosts={}, captured={"s1": captured_s1})  # type: ignore[dict-item]
+        return read_check(cluster, result).problems
+
+    assert findings(base) == []  # rolling: the check does not read the CRD
+    assert findings(base | {TASK_PLAN_CRD: {"rc": 0, "stdout": "customresourcedefinition..."}}) == []
+    problems = findings(base | {TASK_PLAN_CRD: missing})
+    assert len(problems) == 1
+    assert "system-upgrade-controller is not installed" in problems[0]
+    assert '"plans.upgrade.cattle.io" not found' in problems[0] and "provision does not install it" in problems[0]

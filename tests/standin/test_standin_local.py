@@ -616,3 +616,104 @@ def test_upgrade_in_place_updates_node_versions(launcher: Launcher, tmp_path: Pa
     rows = node_rows(real_kubectl(upgraded.kubeconfig, "get", "nodes").stdout)
     assert rows["srv"][-1] == "v1.29.0+k3s1" and rows["agent1"][-1] == "v1.29.0+k3s1"
     assert rows["agent1"][1] == "Ready"
+
+
+# ---- CRDs, custom resources and kubectl apply (system-upgrade-controller Plans) -----------------------------------
+
+SUC_CRD = HERE / "manifests" / "system-upgrade-crd.yaml"
+CRD_NOT_FOUND = ('Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io '
+                 '"plans.upgrade.cattle.io" not found')
+
+
+def _plans(version: str) -> str:
+    """The Plans exactly as provision renders and applies them (imported here: the other tests need no provisioner)."""
+    from provisioner.suc import PlanSettings, render_plans  # noqa: PLC0415
+
+    return render_plans(PlanSettings(version, "rancher/k3s-upgrade", 2, True, 120))
+
+
+def test_crd_is_not_found_until_applied_then_plans_apply_and_read_back(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    server = start_server(launcher, tmp_path)
+    env = {"KUBECONFIG": str(server.kubeconfig)}
+
+    def kc(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        if stdin is None:
+            return launcher.run(*args, name="kubectl", env=env)
+        return subprocess.run([str(launcher.bin_dir / "kubectl"), *args], input=stdin, capture_output=True,
+                              text=True, timeout=30, env={**os.environ, **env}, check=False)
+
+    missing = kc("get", "crd", "plans.upgrade.cattle.io")
+    assert missing.returncode == 1 and missing.stderr == CRD_NOT_FOUND + "\n"
+    real = real_kubectl(server.kubeconfig, "get", "crd", "plans.upgrade.cattle.io")
+    assert real.returncode == 1 and real.stderr.strip() == CRD_NOT_FOUND  # upstream kubectl says the same
+    plans = tmp_path / "plans.yaml"
+    plans.write_text(_plans("v1.29.0+k3s1"))
+    early = kc("apply", "-f", str(plans))
+    assert early.returncode == 1 and early.stdout == ""
+    assert 'no matches for kind "Plan" in version "upgrade.cattle.io/v1"' in early.stderr
+    assert "ensure CRDs are installed first" in early.stderr
+
+    installed = kc("apply", "-f", "-", stdin=SUC_CRD.read_text())
+    assert installed.returncode == 0, installed.stderr
+    assert installed.stdout == ("namespace/system-upgrade created\n"
+                                "customresourcedefinition.apiextensions.k8s.io/plans.upgrade.cattle.io created\n")
+    assert kc("get", "crd", "plans.upgrade.cattle.io", "-o", "name").stdout == (
+        "customresourcedefinition.apiextensions.k8s.io/plans.upgrade.cattle.io\n")
+    assert kc("get", "plans", "-n", "system-upgrade").stderr == "No resources found in system-upgrade namespace.\n"
+
+    applied = kc("apply", "-f", str(plans))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout == "plan.upgrade.cattle.io/k3s-server created\nplan.upgrade.cattle.io/k3s-agent created\n"
+    assert kc("apply", "-f", str(plans)).stdout.split("\n")[:2] == [
+        "plan.upgrade.cattle.io/k3s-server unchanged", "plan.upgrade.cattle.io/k3s-agent unchanged"]
+    plans.write_text(_plans("v1.29.1+k3s1").replace("    deleteEmptydirData: true\n", ""))
+    assert kc("apply", "-f", str(plans)).stdout == (
+        "plan.upgrade.cattle.io/k3s-server configured\nplan.upgrade.cattle.io/k3s-agent configured\n")
+
+    listing = json.loads(kc("get", "plans.upgrade.cattle.io", "-n", "system-upgrade", "-o", "json").stdout)
+    assert [p["metadata"]["name"] for p in listing["items"]] == ["k3s-agent", "k3s-server"]
+    assert {p["spec"]["version"] for p in listing["items"]} == {"v1.29.1+k3s1"}
+    agent = listing["items"][0]
+    assert "deleteEmptydirData" not in agent["spec"]["drain"]  # dropped from the file, so removed by apply
+    assert agent["metadata"]["generation"] == 2 and agent["metadata"]["namespace"] == "system-upgrade"
+    table = kc("get", "plan", "-n", "system-upgrade").stdout.splitlines()
+    assert table[0].split() == ["NAME", "IMAGE", "VERSION"]
+    assert table[2].split() == ["k3s-server", "rancher/k3s-upgrade", "v1.29.1+k3s1"]
+    real_names = real_kubectl(server.kubeconfig, "get", "plans", "-n", "system-upgrade", "-o", "name")
+    assert real_names.stdout.split() == ["plan.upgrade.cattle.io/k3s-agent", "plan.upgrade.cattle.io/k3s-server"]
+    # The controller is not modelled: the Plans upgrade nothing.
+    assert node_rows(kc("get", "nodes").stdout)["srv"][-1] == VERSION
+
+    assert server.proc.terminate() == 0  # stored in the datastore like nodes: a restart keeps them
+    start_server(launcher, tmp_path, port=server.port)
+    version = kc("get", "plan", "k3s-server", "-n", "system-upgrade", "-o", "jsonpath={.spec.version}")
+    assert version.stdout == "v1.29.1+k3s1"
+
+
+def test_apply_refusals_use_the_apiserver_wording(launcher: Launcher, tmp_path: Path) -> None:
+    server = start_server(launcher, tmp_path)
+    env = {"KUBECONFIG": str(server.kubeconfig)}
+    crd = yaml.safe_load_all(SUC_CRD.read_text())
+    definition = next(d for d in crd if d["kind"] == "CustomResourceDefinition")
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump({**definition, "metadata": {"name": "plans.example.com"}}))
+    invalid = launcher.run("apply", "-f", str(wrong), name="kubectl", env=env)
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith('Error from server (Invalid): error when creating "')
+    assert ('CustomResourceDefinition.apiextensions.k8s.io "plans.example.com" is invalid: metadata.name: '
+            'Invalid value: "plans.example.com": must be spec.names.plural+"."+spec.group') in invalid.stderr
+    only_crd = tmp_path / "crd.yaml"
+    only_crd.write_text(yaml.safe_dump(definition))
+    assert launcher.run("apply", "-f", str(only_crd), name="kubectl", env=env).returncode == 0
+    plans = tmp_path / "plans.yaml"
+    plans.write_text(_plans("v1.29.0+k3s1"))
+    no_namespace = launcher.run("apply", "-f", str(plans), name="kubectl", env=env)
+    assert no_namespace.returncode == 1
+    assert no_namespace.stderr.splitlines()[0] == (
+        f'Error from server (NotFound): error when creating "{plans}": namespaces "system-upgrade" not found')
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    assert "applies namespaces, CustomResourceDefinitions and custom resources only" in launcher.run(
+        "apply", "-f", str(pod), name="kubectl", env=env).stderr

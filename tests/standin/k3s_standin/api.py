@@ -1,5 +1,7 @@
 """HTTPS listener on the supervisor/apiserver port: k3s supervisor paths and a small kube API.
 
+CustomResourceDefinitions, custom resources and client-created namespaces are served by ``objects``.
+
 Supervisor paths (``/cacerts``, ``/ping`` without auth; ``/v1-k3s/...``, ``/db/...`` with
 basic auth ``node:``/``server:`` + token password) serve agents and joining servers.
 Everything else is the Kubernetes API, authenticated by a client certificate signed by
@@ -21,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from . import log, nodes
+from . import log, nodes, objects
 from .cluster import Cluster
 from .datastore import DatastoreError
 
@@ -303,9 +305,7 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"kind": "APIVersions", "versions": ["v1"],
                              "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
         elif path == "/apis":
-            self._json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": "policy", "versions": [{"groupVersion": "policy/v1", "version": "v1"}],
-                 "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}}]})
+            self._json(200, objects.api_groups(c))
         elif path == "/api/v1":
             self._json(200, API_V1_RESOURCES)
         elif path == "/apis/policy/v1":
@@ -338,7 +338,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._status(404, "NotFound", f'namespaces "{m.group(1)}" not found',
                              {"name": m.group(1), "kind": "namespaces"})
         else:
+            self._objects(path, query)
+
+    def _objects(self, path: str, query: dict[str, str]) -> None:
+        """CRDs, custom resources, namespace writes (module objects); anything else is not served."""
+        request = objects.Request(self.command, path, query, self._body(), self.headers.get("Content-Type", ""),
+                                  self._wants_table())
+        answer = objects.serve(self.cluster, request)
+        if answer is None:
             self._status(404, "NotFound", "the server could not find the requested resource")
+        else:
+            self._json(answer.code, answer.body)
 
     def _method_not_allowed(self) -> None:
         self._status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")

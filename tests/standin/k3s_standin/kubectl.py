@@ -2,14 +2,17 @@
 
 Talks to the API like kubectl does (client certificate from the kubeconfig, Table
 responses for ``get``), so it also works against any server reachable through the
-kubeconfig. Supported: get (nodes, pods, namespaces; -o wide|json|yaml|name|jsonpath),
-cordon, uncordon, drain, label, taint, delete node, wait --for=condition=..., version,
-get --raw, cluster-info. Anything else exits 1 with a clear message.
+kubeconfig. Supported: get (nodes, pods, namespaces, and through discovery CRDs and custom
+resources; -o wide|json|yaml|name|jsonpath), apply -f FILE|- (namespaces, CRDs, custom
+resources; client-side, with the last-applied annotation), cordon, uncordon, drain, label,
+taint, delete node, wait --for=condition=..., version, get --raw, cluster-info. Anything
+else exits 1 with a clear message.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import ssl
@@ -25,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from . import _buildinfo
+from . import _buildinfo, resources
 from .jsonpath import JsonPathError, render
 
 Json = dict[str, Any]
@@ -35,7 +38,7 @@ RESOURCE_ALIASES = {"nodes": "nodes", "node": "nodes", "no": "nodes", "pods": "p
 _BOOL_FLAGS = {"-A", "--all-namespaces", "--ignore-daemonsets", "--delete-emptydir-data", "--delete-local-data",
                "--force", "--overwrite", "--no-headers", "--show-labels", "--all", "--client", "--wait",
                "--insecure-skip-tls-verify", "--disable-eviction", "--dry-run", "-w", "--watch", "--ignore-not-found"}
-_SHORT_WITH_VALUE = {"-o": "--output", "-n": "--namespace", "-l": "--selector", "-s": "--server"}
+_SHORT_WITH_VALUE = {"-o": "--output", "-n": "--namespace", "-l": "--selector", "-s": "--server", "-f": "--filename"}
 
 
 class KubectlError(Exception):
@@ -166,6 +169,9 @@ class Client:
         except ValueError:
             return raw.decode(errors="replace")
 
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
 
 def _server_error(exc: urllib.error.HTTPError) -> str:
     try:
@@ -269,7 +275,7 @@ def _emit_objects(objects: list[Json], output: str, kind_list: str, single: bool
         except JsonPathError as exc:
             raise KubectlError(f"error: error executing jsonpath {template!r}: {exc}") from exc
     if output == "name":
-        return "".join(f"{o.get('kind', 'Node').lower()}/{o['metadata']['name']}\n" for o in objects)
+        return "".join(f"{_reference(o)}\n" for o in objects)
     doc: Any = objects[0] if single else {"apiVersion": "v1", "items": objects, "kind": "List",
                                            "metadata": {"resourceVersion": ""}}
     if output == "json":
@@ -277,6 +283,13 @@ def _emit_objects(objects: list[Json], output: str, kind_list: str, single: bool
     if output == "yaml":
         return str(yaml.safe_dump(doc, default_flow_style=False, sort_keys=True))
     raise KubectlError(f"error: unable to match a printer suitable for the output format \"{output}\"")
+
+
+def _reference(obj: Json) -> str:
+    """``node/x``, ``plan.upgrade.cattle.io/x``: kind, group when there is one, name."""
+    api_version = str(obj.get("apiVersion", "v1"))
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    return f"{str(obj.get('kind', 'Node')).lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -301,7 +314,7 @@ def cmd_get(client: Client, args: Args) -> str:
         names = [name, *names]
     resource = RESOURCE_ALIASES.get(target)
     if resource is None:
-        raise KubectlError(f'error: the server doesn\'t have a resource type "{target}"')
+        return _get_discovered(client, args, _discovered(client, target), names)
     namespace = args.get("--namespace", "default")
     all_ns = args.has("--all-namespaces")
     base = _resource_path(resource, namespace, all_ns)
@@ -333,6 +346,36 @@ def cmd_get(client: Client, args: Args) -> str:
         item.setdefault("apiVersion", "v1")
         item.setdefault("kind", {"nodes": "Node", "pods": "Pod", "namespaces": "Namespace"}[resource])
     return _emit_objects(items, output, resource, single=False)
+
+
+def _discovered(client: Client, target: str) -> resources.Mapping:
+    mapping = resources.by_name(resources.discover(client.get), target)
+    if mapping is None:
+        raise KubectlError(f'error: the server doesn\'t have a resource type "{target}"')
+    return mapping
+
+
+def _get_discovered(client: Client, args: Args, mapping: resources.Mapping, names: list[str]) -> str:
+    """get for types found through discovery (CRDs, custom resources): the server's Table, or the objects."""
+    namespace = args.get("--namespace", "default")
+    all_ns = mapping.namespaced and args.has("--all-namespaces") and not names
+    scope = None if all_ns else namespace
+    qs = ("?" + urllib.parse.urlencode({"labelSelector": args.get("--selector")})) if args.get("--selector") else ""
+    output = args.get("--output")
+    if output in ("", "wide"):
+        tables = [client.request("GET", mapping.path(scope, n), accept=TABLE_ACCEPT) for n in names] or [
+            client.request("GET", mapping.path(scope) + qs, accept=TABLE_ACCEPT)]
+        table = {**tables[0], "rows": [r for t in tables for r in t.get("rows", [])]}
+        if not table.get("rows"):
+            where = f" in {namespace} namespace" if mapping.namespaced and not all_ns else ""
+            sys.stderr.write(f"No resources found{where}.\n")
+            return ""
+        return _table_output(table, output == "wide", args.has("--no-headers"), args.has("--show-labels"), all_ns)
+    if names:
+        objects = [client.request("GET", mapping.path(scope, n)) for n in names]
+        return _emit_objects(objects, output, mapping.plural, single=len(names) == 1)
+    return _emit_objects(client.request("GET", mapping.path(scope) + qs).get("items", []), output, mapping.plural,
+                         single=False)
 
 
 def _patch_node(client: Client, name: str, patch: Any, kind: str = "application/strategic-merge-patch+json") -> Json:
@@ -494,6 +537,126 @@ def cmd_wait(client: Client, args: Args) -> str:
         time.sleep(1)
 
 
+def _read_manifests(source: str) -> tuple[str, list[Any]]:
+    label = "STDIN" if source == "-" else source
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise KubectlError(f'error: the path "{source}" does not exist') from exc
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise KubectlError(f'error: error parsing {label}: {exc}') from exc
+    objects: list[Any] = []
+    for doc in documents:
+        objects.extend(doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc])
+    return label, objects
+
+
+def _server_error_when(exc: KubectlError, what: str) -> KubectlError:
+    """kubectl puts what it was doing after the server's reason: ``Error from server (R): error when X: msg``."""
+    text = str(exc)
+    head, sep, message = text.partition("): ")
+    if text.startswith("Error from server (") and sep:
+        return KubectlError(f"{head}): {what}: {message}")
+    return exc
+
+
+def _apply_one(client: Client, mapping: resources.Mapping, namespace: str | None, obj: Json, label: str) -> str:
+    name = obj["metadata"]["name"]
+    desired = copy.deepcopy(obj)
+    meta = desired["metadata"]
+    annotations = meta.get("annotations") or {}
+    annotations.pop(resources.LAST_APPLIED, None)
+    if mapping.namespaced:
+        meta["namespace"] = namespace
+    applied = json.dumps(desired, sort_keys=True, separators=(",", ":")) + "\n"
+    meta["annotations"] = {**annotations, resources.LAST_APPLIED: applied}
+    try:
+        current = client.request("GET", mapping.path(namespace, name))
+    except KubectlError as exc:
+        if "(NotFound)" not in str(exc):
+            raise _server_error_when(exc, f'error when retrieving current configuration of "{label}"') from exc
+        current = None
+    if current is None:
+        try:
+            client.request("POST", mapping.path(namespace), desired)
+        except KubectlError as exc:
+            raise _server_error_when(exc, f'error when creating "{label}"') from exc
+        return f"{mapping.reference(name)} created\n"
+    last = (current.get("metadata", {}).get("annotations") or {}).get(resources.LAST_APPLIED)
+    try:
+        original = json.loads(last) if last else None
+    except ValueError:
+        original = None
+    patch = resources.three_way_patch(original, desired, current)
+    if not patch:
+        return f"{mapping.reference(name)} unchanged\n"
+    try:
+        client.request("PATCH", mapping.path(namespace, name), patch, content_type="application/merge-patch+json")
+    except KubectlError as exc:
+        raise _server_error_when(exc, f'error when patching "{label}"') from exc
+    return f"{mapping.reference(name)} configured\n"
+
+
+def _map_for_apply(mappings: list[resources.Mapping], obj: Any, label: str,
+                   explicit: str) -> tuple[resources.Mapping, str | None, Json]:
+    """The type and namespace an object of a manifest goes to, found before anything is applied (as kubectl does:
+    a CRD and its objects in one file fail the first time, the objects' type is not known yet)."""
+    missing = [f for f in ("kind", "apiVersion") if not isinstance(obj, dict) or not obj.get(f)]
+    if missing:
+        raise KubectlError(f"error: unable to decode \"{label}\": Object '{missing[0]}' is missing in "
+                           f"'{json.dumps(obj, sort_keys=True)}'")
+    meta = obj.get("metadata") or {}
+    name, obj_ns = str(meta.get("name") or ""), meta.get("namespace")
+    mapping = resources.by_kind(mappings, obj["apiVersion"], obj["kind"])
+    if mapping is None:
+        raise KubectlError(f'error: resource mapping not found for name: "{name}" namespace: "{obj_ns or ""}" from '
+                           f'"{label}": no matches for kind "{obj["kind"]}" in version "{obj["apiVersion"]}"\n'
+                           "ensure CRDs are installed first")
+    if mapping.group in ("", "policy") and mapping.plural != "namespaces":
+        raise KubectlError("error: the stand-in kubectl applies namespaces, CustomResourceDefinitions and custom "
+                           f"resources only, not {obj['kind']}")
+    if not name:
+        raise KubectlError(f'error: error when retrieving current configuration of "{label}": '
+                           "resource name may not be empty")
+    if mapping.namespaced and explicit and obj_ns and obj_ns != explicit:
+        raise KubectlError(f'error: the namespace from the provided object "{obj_ns}" does not match the namespace '
+                           f'"{explicit}". You must pass \'--namespace={obj_ns}\' to perform this operation.')
+    return mapping, (obj_ns or explicit or "default") if mapping.namespaced else None, obj
+
+
+def cmd_apply(client: Client, args: Args) -> str:
+    """Client-side apply of namespaces, CRDs and custom resources: create, or merge-patch what changed."""
+    for flag in ("--dry-run", "--server-side", "--prune", "--kustomize", "-k", "--force"):
+        if args.has(flag):
+            raise KubectlError(f"error: the stand-in kubectl does not model apply {flag}")
+    if not args.get("--filename"):
+        raise KubectlError("error: must specify one of -f and -k")
+    label, objects = _read_manifests(args.get("--filename"))
+    mappings = resources.discover(client.get)
+    planned: list[tuple[resources.Mapping, str | None, Json]] = []
+    errors: list[str] = []
+    for obj in objects:
+        try:
+            planned.append(_map_for_apply(mappings, obj, label, args.get("--namespace")))
+        except KubectlError as exc:
+            errors.append(str(exc))
+    out = ""
+    for mapping, namespace, obj in planned:
+        try:
+            out += _apply_one(client, mapping, namespace, obj, label)
+        except KubectlError as exc:
+            errors.append(str(exc))
+    if errors:
+        sys.stdout.write(out)
+        raise KubectlError("\n".join(errors))
+    return out
+
+
 def cmd_version(client: Client | None, args: Args) -> str:
     client_version = {"gitVersion": _buildinfo.VERSION, "goVersion": _buildinfo.GO_VERSION,
                       "platform": f"linux/{_buildinfo.ARCH or 'amd64'}"}
@@ -524,6 +687,7 @@ def run(argv: list[str]) -> int:
                         _timeout_seconds(args.get("--request-timeout"), 30.0), args.has("--insecure-skip-tls-verify"))
         handlers = {
             "get": lambda: cmd_get(client, args),
+            "apply": lambda: cmd_apply(client, args),
             "cordon": lambda: cmd_cordon(client, args, True),
             "uncordon": lambda: cmd_cordon(client, args, False),
             "drain": lambda: cmd_drain(client, args),
