@@ -95,7 +95,7 @@ def _assert_forms_on(cluster: HaCluster, store: LabDatastore) -> None:
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("kind", ["postgres", pytest.param("mariadb", marks=pytest.mark.heavy)])
+@pytest.mark.parametrize("kind", ["postgres", "mariadb"])
 def test_two_servers_on_an_sql_datastore(make_lab, tmp_path: Path, kind: str) -> None:
     lab = make_lab(["s1", "s2"])
     gateway = gateway_of(lab)
@@ -124,7 +124,6 @@ def test_two_servers_on_an_sql_datastore(make_lab, tmp_path: Path, kind: str) ->
         assert "10.52.0.0" not in lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout
 
 
-@pytest.mark.heavy
 def test_two_servers_on_external_etcd(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "s2"])
     with etcd_on(gateway_of(lab), tmp_path / "etcd") as store:
