@@ -130,6 +130,10 @@ def _short_reason(event_data: Mapping[str, Any]) -> str:
     result = event_data.get("res") or {}
     if result.get("censored"):
         return "a task whose output is hidden because it handles secrets failed"
+    # A loop reports "One or more items failed": the first failed item says what and why.
+    failed_items = [item for item in result.get("results") or () if isinstance(item, Mapping) and item.get("failed")]
+    if failed_items:
+        return _short_reason({"res": failed_items[0]})
     message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
     if isinstance(message, list):
         message = "; ".join(str(m) for m in message)

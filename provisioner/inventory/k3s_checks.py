@@ -133,6 +133,23 @@ def check_release_url(report: Report, url: object) -> str | None:
     return url.rstrip("/")
 
 
+AIRGAP_IMAGE_FORMATS = ("tar.zst", "tar.gz", "tar")  # what K3s releases publish k3s-airgap-images-<arch> as
+
+
+def check_airgap_images(report: Report, enabled: bool, fmt: object) -> str | None:
+    """k3s_airgap_images / k3s_airgap_images_format: the archive format to place, or None when off."""
+    if fmt is not None and not _is_template(fmt) and fmt not in AIRGAP_IMAGE_FORMATS:
+        report.error(
+            "k3s_airgap_images_format",
+            f"{fmt!r} is not a format K3s releases publish the image archive in",
+            f"use one of {', '.join(AIRGAP_IMAGE_FORMATS)} (tar.zst is the smallest)",
+        )
+        fmt = None
+    if not enabled:
+        return None
+    return fmt if isinstance(fmt, str) and fmt in AIRGAP_IMAGE_FORMATS else AIRGAP_IMAGE_FORMATS[0]
+
+
 def check_upgrade_image(report: Report, value: object) -> str:
     """k3s_upgrade_image (a private registry's copy of rancher/k3s-upgrade): a repository without a tag."""
     example = f"{DEFAULT_UPGRADE_IMAGE} or registry.example:5000/rancher/k3s-upgrade"

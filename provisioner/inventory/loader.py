@@ -40,6 +40,8 @@ CLUSTER_VARS = (
     "k3s_channel",
     "k3s_release_url",
     "k3s_artifact_dir",
+    "k3s_airgap_images",
+    "k3s_airgap_images_format",
     "k3s_registries",
     "k3s_token",
     "k3s_datastore_endpoint",
@@ -391,6 +393,11 @@ class _Builder:
         )
         endpoint = ref.get("k3s_datastore_endpoint")
         upgrade_image = k3s_checks.check_upgrade_image(report, ref.get("k3s_upgrade_image") if is_k3s else None)
+        airgap_images = k3s_checks.check_airgap_images(
+            report,
+            host_checks.check_bool(report, None, "k3s_airgap_images", ref.get("k3s_airgap_images"), False),
+            ref.get("k3s_airgap_images_format"),
+        )
         return K3sSettings(
             version=version if isinstance(version, str) else None,
             channel=channel if isinstance(channel, str) else None,
@@ -404,6 +411,7 @@ class _Builder:
             datastore_endpoint=endpoint if isinstance(endpoint, str) else None,
             datastore_password_file=password_file,
             upgrade_image=upgrade_image,
+            airgap_images=airgap_images,
         )
 
     def server_config(self, ref: Mapping[str, Any], servers: list[Host], check: bool) -> dict[str, object]:

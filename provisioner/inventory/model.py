@@ -84,6 +84,7 @@ class K3sSettings:
     datastore_endpoint: str | None = field(default=None, repr=False)  # holds no password (refused when it does)
     datastore_password_file: Path | None = None
     upgrade_image: str = DEFAULT_UPGRADE_IMAGE  # k3s_upgrade_image: repository only, for a private registry
+    airgap_images: str | None = None  # k3s_airgap_images: the image archive's format (tar.zst, ...), None: not placed
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
             "datastore_endpoint": k3s.datastore_endpoint,
             "datastore_password_file": _path_text(k3s.datastore_password_file),
             "upgrade_image": k3s.upgrade_image,
+            "airgap_images": k3s.airgap_images,
         },
         "hosts": [host_to_dict(h) for h in cluster.hosts],
         "warnings": [w.render() for w in cluster.warnings],

@@ -68,6 +68,8 @@ def _variables_schema() -> dict[str, Any]:
             "k3s_channel": {"type": "string", "pattern": r"^(stable|latest|testing|v\d+\.\d+)$"},
             "k3s_release_url": {"type": "string", "pattern": "^https?://[^/]"},
             "k3s_artifact_dir": {"type": "string", "minLength": 1},
+            "k3s_airgap_images": {"type": "boolean", "description": "place the release's image archive on every node"},
+            "k3s_airgap_images_format": {"enum": ["tar", "tar.gz", "tar.zst"]},
             "k3s_registries": _registries_schema(),
             "k3s_server_config": _config_schema("server"),
             "k3s_agent_config": _config_schema("agent"),

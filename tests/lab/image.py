@@ -52,6 +52,7 @@ PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "less",
     "netbase",
+    "zstd",  # the k3s stand-in unpacks .tar.zst air-gap image archives with it (real k3s does so in-process)
     "keepalived",  # installed but not enabled: the keepalived_vip role configures and starts it
 )
 

@@ -26,16 +26,20 @@ def lab_inventory(
     # Where internet is available, point the same tests at the real release server by configuration only:
     # PROVISION_LAB_RELEASE_URL=https://github.com/k3s-io/k3s/releases/download
     # PROVISION_LAB_CHANNEL_URL=https://update.k3s.io/v1-release/channels  (see tests/lab/README.md)
-    release_url = os.environ.get("PROVISION_LAB_RELEASE_URL") or lab.mirror_url
-    if release_url is None:
-        raise ValueError("the lab has no release mirror; create it with mirror=True")
-    channel_url = os.environ.get("PROVISION_LAB_CHANNEL_URL") or f"{lab.mirror_url}/v1-release/channels"
+    # An air-gapped lab (extra_vars with k3s_artifact_dir, made with mirror=False) takes everything from that
+    # directory on the control machine; the hosts reach no release server at all.
+    sources: dict[str, Any] = {}
+    if not (extra_vars or {}).get("k3s_artifact_dir"):
+        release_url = os.environ.get("PROVISION_LAB_RELEASE_URL") or lab.mirror_url
+        if release_url is None:
+            raise ValueError("the lab has no release mirror; create it with mirror=True or give k3s_artifact_dir")
+        channel_url = os.environ.get("PROVISION_LAB_CHANNEL_URL") or f"{lab.mirror_url}/v1-release/channels"
+        sources = {"k3s_release_url": release_url, "k3s_channel_url": channel_url}
     cluster_vars: dict[str, Any] = {
         "provision_cluster_name": cluster_name,
         "provision_flavor": "k3s",
         "k3s_version": os.environ.get("PROVISION_LAB_K3S_VERSION") or version,
-        "k3s_release_url": release_url,
-        "k3s_channel_url": channel_url,
+        **sources,
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(lab.key_path.resolve()),
         # Host-key checking stays on: the lab's known_hosts holds every host's scanned keys.

@@ -717,3 +717,41 @@ def test_apply_refusals_use_the_apiserver_wording(launcher: Launcher, tmp_path: 
     pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
     assert "applies namespaces, CustomResourceDefinitions and custom resources only" in launcher.run(
         "apply", "-f", str(pod), name="kubectl", env=env).stderr
+
+
+# ---- air-gap image archives ------------------------------------------------------------------
+
+
+def test_server_imports_airgap_archives_and_skips_a_broken_one(launcher: Launcher, tmp_path: Path) -> None:
+    from k3s_standin import images  # noqa: PLC0415 - the stand-in package is on sys.path only inside this module
+
+    from tests.lab.mirror import AIRGAP_IMAGES, write_airgap_archives  # noqa: PLC0415
+
+    release = tmp_path / "release"
+    release.mkdir()
+    names = write_airgap_archives(release, "v1.28.4+k3s2", "amd64")
+    images_dir = tmp_path / "srv-data" / "agent" / "images"
+    images_dir.mkdir(parents=True)
+    archive = "k3s-airgap-images-amd64.tar.zst" if "k3s-airgap-images-amd64.tar.zst" in names else names[1]
+    (images_dir / archive).write_bytes((release / archive).read_bytes())
+    (images_dir / "broken.tar.gz").write_bytes(b"not gzip at all")
+    (images_dir / "README").write_text("not an archive: ignored\n")
+
+    server = start_server(launcher, tmp_path)
+
+    log = server.proc.log()
+    assert f"Imported images from {images_dir / archive}" in log
+    assert f"Error encountered while importing {images_dir / 'broken.tar.gz'}" in log
+    assert "README" not in log
+    listed = {image.ref: image for image in images.listing(server.data_dir)}
+    assert sorted(listed) == sorted(AIRGAP_IMAGES)
+    assert all(image.source == archive and image.image_id.startswith("sha256:") for image in listed.values())
+    # Another release's archive under the same name replaces the images' content (new IDs) after a restart.
+    write_airgap_archives(release, "v1.29.0+k3s1", "amd64")
+    (images_dir / archive).write_bytes((release / archive).read_bytes())
+    server.proc.popen.send_signal(signal.SIGTERM)
+    server.proc.popen.wait(15)
+    start_server(launcher, tmp_path, name="srv", port=server.port)
+    relisted = {image.ref: image for image in images.listing(server.data_dir)}
+    assert sorted(relisted) == sorted(AIRGAP_IMAGES)
+    assert all(relisted[ref].image_id != listed[ref].image_id for ref in relisted)

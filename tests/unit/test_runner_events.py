@@ -41,6 +41,17 @@ def test_ignored_failures_do_not_fail_the_host() -> None:
     assert not hosts["s1"].failed
 
 
+def test_a_failed_loop_reports_its_first_failed_item() -> None:
+    runner = Runner(Path("/nonexistent"), SshOptions())
+    hosts: dict[str, HostOutcome] = {}
+    items = [{"failed": False, "msg": "All assertions passed"}, {"failed": True, "msg": "k3s-airgap.tar.zst: bad sum"}]
+    runner._record(_event("runner_on_failed", "s1", "Compare", msg="One or more items failed", results=items), hosts)
+    secret = [{"failed": True, "censored": "the output has been hidden"}]
+    runner._record(_event("runner_on_failed", "a1", "Secret loop", msg="One or more items failed", results=secret), hosts)
+    assert hosts["s1"].reason.endswith("k3s-airgap.tar.zst: bad sum")
+    assert "hidden" in hosts["a1"].reason and "One or more" not in hosts["a1"].reason
+
+
 def test_host_key_checking_is_on_by_default() -> None:
     env = SshOptions(known_hosts=Path("/k")).envvars()
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"

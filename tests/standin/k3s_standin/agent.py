@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from . import _buildinfo, host, hostnet, log, nodeinfo
+from . import _buildinfo, host, hostnet, images, log, nodeinfo
 from . import token as tokens
 from .config import Settings, UsageError, parse
 from .joinclient import JoinError, fetch_json, validate_server
@@ -112,6 +112,7 @@ class AgentRun:
         log.info(f"Starting k3s agent {_buildinfo.VERSION} ({_buildinfo.COMMIT})")
         try:
             self.validate()
+            images.preload(self.data_dir)
             self.fetch_config()
             self.register()
         except SystemExit:

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import _buildinfo, api, host, hostnet, log, nodeinfo, pki
+from . import _buildinfo, api, host, hostnet, images, log, nodeinfo, pki
 from . import token as tokens
 from .cluster import CRITICAL_KEY, ETCD_NODE_ADDRESS_ANNOTATION, ETCD_NODE_NAME_ANNOTATION, Cluster
 from .config import Settings, UsageError, parse
@@ -410,6 +410,8 @@ class ServerRun:
         log.info(f"Running kube-apiserver --advertise-address={self.advertise} --secure-port={self.port} "
                  f"--bind-address={bind}")
         threading.Thread(target=self.heartbeat_loop, args=(cluster,), name="heartbeat", daemon=True).start()
+        if not s.flag("disable-agent"):
+            images.preload(self.data_dir)  # the embedded agent imports air-gap archives before its node is ready
         self.wait_ready(cluster)
         while not self.stop.wait(1):
             pass
