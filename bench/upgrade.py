@@ -58,34 +58,55 @@ def _client_context(kubeconfig: Path, workdir: Path) -> tuple[ssl.SSLContext, st
 
 
 class ReadyzPoller(threading.Thread):
-    """GET /readyz every `interval` s; records (time, ok)."""
+    """GET /readyz every `interval` s, each request given `timeout` s (a client's request timeout); records
+    (start time, ok, seconds to the answer). A GET that meets a reset connection or an EOF is sent once more, as
+    client-go does; such retries are counted."""
 
-    def __init__(self, url: str, context: ssl.SSLContext, interval: float = 0.2) -> None:
+    def __init__(self, url: str, context: ssl.SSLContext, interval: float = 0.2, timeout: float = 5.0) -> None:
         super().__init__(daemon=True)
-        self.url, self.context, self.interval = url + "/readyz", context, interval
-        self.samples: list[tuple[float, bool]] = []
+        self.url, self.context, self.interval, self.timeout = url + "/readyz", context, interval, timeout
+        self.samples: list[tuple[float, bool, float]] = []
+        self.errors: list[tuple[float, str]] = []  # (start time, what went wrong) of each failed poll
+        self.retried: list[float] = []  # polls that met a reset connection or EOF and were sent once more
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             started = time.time()
-            try:
-                with urllib.request.urlopen(self.url, context=self.context, timeout=1) as answer:  # noqa: S310
-                    ok = answer.status == HTTP_OK
-            except OSError:
-                ok = False
-            self.samples.append((started, ok))
+            ok, error = self._get()
+            if not ok and error and _reset_or_eof(error):
+                self.retried.append(started)  # client-go retries a GET once more on a reset connection or EOF
+                ok, error = self._get()
+            if not ok:
+                self.errors.append((started, error))
+            self.samples.append((started, ok, time.time() - started))
             self.stop.wait(max(self.interval - (time.time() - started), 0))
+
+    def _get(self) -> tuple[bool, str]:
+        try:
+            with urllib.request.urlopen(self.url, context=self.context, timeout=self.timeout) as answer:  # noqa: S310
+                return answer.status == HTTP_OK, f"HTTP {answer.status}"
+        except OSError as error:
+            return False, f"{type(error).__name__}: {error}"
 
     def unavailable(self, start: float, end: float) -> tuple[float, int, int]:
         """Seconds without an ok answer in [start, end], failed and total samples."""
-        window = [(t, ok) for t, ok in self.samples if start <= t <= end]
+        window = [(t, ok) for t, ok, _ in self.samples if start <= t <= end]
         down, failed = 0.0, 0
         for (t, ok), (t_next, _) in zip(window, [*window[1:], (end, True)], strict=False):
             if not ok:
                 down += t_next - t
                 failed += 1
         return down, failed, len(window)
+
+    def slow(self, start: float, end: float, limit: float = 1.0) -> tuple[int, float]:
+        """Answers in [start, end] that took longer than `limit` s, and the slowest answer's time."""
+        took = [seconds for t, ok, seconds in self.samples if start <= t <= end and ok]
+        return sum(1 for seconds in took if seconds > limit), max(took, default=0.0)
+
+
+def _reset_or_eof(error: str) -> bool:
+    return any(mark in error for mark in ("Connection reset", "EOF occurred", "RemoteDisconnected"))
 
 
 def _phase_window(report: dict[str, Any], name: str) -> tuple[float, float]:
@@ -104,6 +125,8 @@ def main() -> int:
     parser.add_argument("--max-unavailable", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="leave the lab running")
     parser.add_argument("--vip", action="store_true", help="put the API endpoint on a keepalived virtual IP")
+    parser.add_argument("--poll-timeout", type=float, default=5.0,
+                        help="request timeout of each /readyz poll (a client's; kubectl has none by default)")
     args = parser.parse_args()
     ensure_image("amd64")
     workdir = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
@@ -121,7 +144,7 @@ def main() -> int:
             return 1
         print(f"install (provision up, {len(servers)}+{len(agents)} nodes): {time.monotonic() - started:.1f}s")
         context, url = _client_context(cluster.state_dir / "lab" / "kubeconfig", workdir)
-        poller = ReadyzPoller(url, context)
+        poller = ReadyzPoller(url, context, timeout=args.poll_timeout)
         poller.start()
         started = time.monotonic()
         result = subprocess.run(
@@ -143,8 +166,15 @@ def main() -> int:
             print(f"  node {host:<4} {row['upgrade_s']:6.1f}s (sum of its task times in the server/agent phase)")
         begin, end = _phase_window(report, "servers")
         down, failed, total = poller.unavailable(begin, end)
+        slow, slowest = poller.slow(begin, end)
         print(f"API endpoint {url}/readyz during the server phase ({end - begin:.1f}s): "
-              f"unavailable {down:.1f}s ({failed}/{total} polls failed at 0.2 s)")
+              f"unavailable {down:.1f}s ({failed}/{total} polls every 0.2 s failed or got no answer within "
+              f"{args.poll_timeout:g}s); {slow} answered but took over 1 s, the slowest {slowest:.2f}s")
+        retried = sum(1 for when in poller.retried if begin <= when <= end)
+        print(f"  {retried} polls met a reset connection or EOF and were sent once more (as client-go does for GETs)")
+        for when, what in poller.errors:
+            if begin <= when <= end:
+                print(f"  failed poll at +{when - begin:.2f}s: {what[:200]}")
         return 0
     finally:
         if not args.keep:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from tests.e2e.harness import node_ready
 from tests.ha.datastores import LabDatastore, etcd_on, gateway_of, mariadb_on, postgres_on
 from tests.ha.harness import HaCluster, vip_for, vip_holder, wait_until
+from tests.upgrade.helpers import NEW
 
 pytestmark = pytest.mark.lab
 
@@ -46,6 +48,22 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     assert again.rc == 0, again.stdout + again.stderr
     assert again.changed_total() == 0, again.changed_by_host()
 
+    # A rolling upgrade behind the VIP: each server holding it hands it over (stops keepalived) before K3s restarts
+    # there; keepalived runs everywhere afterwards and the API answers through the VIP.
+    first_holder = vip_holder(lab, SERVERS3, vip)
+    since = int(time.time())
+    upgrade = cluster.provision("upgrade", "--version", NEW, "--yes", "--known-hosts", str(lab.known_hosts))
+    assert upgrade.rc == 0, upgrade.stdout + upgrade.stderr[-4000:]
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in cluster.nodes().values()} == {NEW}
+    journal = lab.exec(first_holder, f"journalctl -o short-unix --no-pager --since @{since} -u keepalived -u k3s",
+                       check=True).stdout
+    stopped_vip = _first_stamp(journal, "Stopping Keepalive")
+    stopped_k3s = _first_stamp(journal, "Received SIGTERM")
+    assert stopped_vip is not None and stopped_k3s is not None and stopped_vip < stopped_k3s, journal[-3000:]
+    for server in SERVERS3:
+        assert lab.exec(server, "systemctl is-active keepalived").stdout.strip() == "active", server
+    assert wait_until(cluster.api_answers, 60) is not None
+
     # The server holding the VIP goes down: the VIP moves and the API keeps answering through it.
     holder = vip_holder(lab, SERVERS3, vip)
     assert holder is not None
@@ -63,6 +81,11 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     lab.start(holder)
     back = wait_until(cluster.api_answers, 180, interval=2)
     assert back is not None, "the API did not come back with two servers of three"
+
+
+def _first_stamp(journal: str, text: str) -> float | None:
+    """Time of the first journal line (short-unix format) containing `text`."""
+    return next((float(line.split()[0]) for line in journal.splitlines() if text in line), None)
 
 
 def _datastore_cluster(lab, tmp_path: Path, store: LabDatastore, password: str | None) -> HaCluster:

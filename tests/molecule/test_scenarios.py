@@ -34,9 +34,9 @@ pytestmark = [pytest.mark.molecule, pytest.mark.lab]
 
 
 # Scenarios that run only with `-m heavy`, to keep CI's default run well inside its 90 minutes on 2 cores: ha-etcd
-# (four hosts, several times the others' time), and upgrade and ha-external-db (4-7 min each; the lab end-to-end
-# tests cover the same behaviour through the CLI in the default run: tests/upgrade, tests/ha).
-HEAVY_SCENARIOS = frozenset({"ha-etcd", "upgrade", "ha-external-db"})
+# (four hosts, several times the others' time) and ha-external-db (about 7 min; the lab end-to-end tests in
+# tests/ha cover the same topologies through the CLI in the default run).
+HEAVY_SCENARIOS = frozenset({"ha-etcd", "ha-external-db"})
 
 
 def scenario_names() -> list[object]:
