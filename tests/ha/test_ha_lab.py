@@ -48,8 +48,8 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     assert again.rc == 0, again.stdout + again.stderr
     assert again.changed_total() == 0, again.changed_by_host()
 
-    # A rolling upgrade behind the VIP: each server holding it hands it over (stops keepalived) before K3s restarts
-    # there; keepalived runs everywhere afterwards and the API answers through the VIP.
+    # A rolling upgrade behind the VIP: a server holding it hands it to a peer (whose priority is raised for a
+    # moment) and yields before K3s restarts there; the raise is taken back everywhere, keepalived never stopped.
     first_holder = vip_holder(lab, SERVERS3, vip)
     since = int(time.time())
     upgrade = cluster.provision("upgrade", "--version", NEW, "--yes", "--known-hosts", str(lab.known_hosts))
@@ -57,11 +57,13 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in cluster.nodes().values()} == {NEW}
     journal = lab.exec(first_holder, f"journalctl -o short-unix --no-pager --since @{since} -u keepalived -u k3s",
                        check=True).stdout
-    stopped_vip = _first_stamp(journal, "Stopping Keepalive")
+    yielded = _first_stamp(journal, "Entering BACKUP STATE")
     stopped_k3s = _first_stamp(journal, "Received SIGTERM")
-    assert stopped_vip is not None and stopped_k3s is not None and stopped_vip < stopped_k3s, journal[-3000:]
+    assert yielded is not None and stopped_k3s is not None and yielded < stopped_k3s, journal[-3000:]
+    assert "Stopping" not in "".join(line for line in journal.splitlines() if "Keepalived" in line), journal[-3000:]
     for server in SERVERS3:
         assert lab.exec(server, "systemctl is-active keepalived").stdout.strip() == "active", server
+        assert lab.exec(server, "cat /etc/keepalived/k3s-api-handover", check=True).stdout.strip() == "0", server
     assert wait_until(cluster.api_answers, 60) is not None
 
     # The server holding the VIP goes down: the VIP moves and the API keeps answering through it.
@@ -81,6 +83,16 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     lab.start(holder)
     back = wait_until(cluster.api_answers, 180, interval=2)
     assert back is not None, "the API did not come back with two servers of three"
+
+    # Reset leaves no keepalived of ours behind on the servers it reaches: stopped, disabled, its files gone.
+    lab.start(survivors[0])
+    reset = cluster.provision("reset", "--yes", "--known-hosts", str(lab.known_hosts))
+    assert reset.rc == 0, reset.stdout + reset.stderr[-3000:]
+    for server in SERVERS3:
+        assert lab.exec(server, "systemctl is-enabled keepalived").stdout.strip() == "disabled", server
+        assert lab.exec(server, "systemctl is-active keepalived").stdout.strip() == "inactive", server
+        assert lab.exec(server, "ls /etc/keepalived", check=True).stdout.split() == ["keepalived.conf.sample"]
+        assert lab.exec(server, f"ip -o addr show to {vip}", check=True).stdout.strip() == "", server
 
 
 def _first_stamp(journal: str, text: str) -> float | None:
