@@ -16,10 +16,8 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,10 +32,11 @@ from tests.standin.datastore_servers import (
     _popen,
     _run,
     _service_user,
+    free_port,
     stop_process,
+    wait_for_port,
 )
 
-START_TIMEOUT = 60.0
 # The database servers run as their own accounts, which must reach their data directory; /tmp may be root-only.
 SERVICE_ROOT = Path("/var/tmp/provision-ha")
 
@@ -58,23 +57,6 @@ def _service_dir(prefix: str, account: pwd.struct_passwd | None) -> Iterator[Pat
 def gateway_of(lab: Lab) -> str:
     """The lab network's gateway: Docker gives the bridge the subnet's first address."""
     return str(next(ipaddress.ip_network(lab.subnet).hosts()))
-
-
-def free_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(address: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early with rc={proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=0.5):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"server did not listen on {address}:{port} within {START_TIMEOUT:.0f}s")
 
 
 @dataclass(frozen=True)
@@ -154,7 +136,7 @@ def postgres_on(address: str, subnet: str) -> Iterator[LabDatastore]:
         proc = _popen([postgres, "-D", str(data), "-h", address, "-p", str(port), "-k", str(sockets),
                        "-c", "fsync=off"], log, account)
         try:
-            wait_for_port(address, port, proc)
+            wait_for_port(port, proc, address=address)
             password = secrets.token_hex(12)
             admin = psycopg2.connect(host=str(sockets), port=port, user="postgres", dbname="postgres")
             admin.autocommit = True
@@ -190,7 +172,7 @@ def mariadb_on(address: str) -> Iterator[LabDatastore]:
                        "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", f"--tmpdir={tmp}", *user_args],
                       log, None)
         try:
-            wait_for_port(address, port, proc)
+            wait_for_port(port, proc, address=address)
             password = secrets.token_hex(12)
             admin = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
             with admin.cursor() as cur:
@@ -220,7 +202,7 @@ def etcd_on(address: str, workdir: Path) -> Iterator[LabDatastore]:
     with (workdir / "etcd.log").open("ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait_for_port(address, port, proc)
+        wait_for_port(port, proc, address=address)
         yield LabDatastore("etcd", address, port)
     finally:
         stop_process(proc)

@@ -44,23 +44,25 @@ START_TIMEOUT = 60.0
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
+def free_port(address: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now on ``address`` (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
+        sock.bind((address, 0))
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
-    """Wait until ``port`` accepts connections; fail early if the process died."""
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = START_TIMEOUT, address: str = LOOPBACK
+) -> None:
+    """Wait until ``address:port`` accepts connections; fail early if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited early with rc={proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
+        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=0.5):
             return
         time.sleep(0.2)
-    raise RuntimeError(f"server did not listen on {LOOPBACK}:{port} within {timeout:.0f}s")
+    raise RuntimeError(f"server did not listen on {address}:{port} within {timeout:.0f}s")
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
