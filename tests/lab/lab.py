@@ -575,27 +575,38 @@ def lxcfs_running() -> bool:
         return False
 
 
+NETWORK_ATTEMPTS = 5
+
+
 def create_network(lab_id: str) -> tuple[str, str]:
     """A labelled bridge network whose subnet docker picked, re-created as a *user-configured* subnet.
 
     Docker only lets a container keep a fixed ``--ip`` (across stop/start and disconnect/connect) on a
     network with a configured subnet.  To still let docker choose a free range from its address pools,
     a probe network learns the range docker would pick; the real network is then created with it.
-    A lock serialises this among parallel test sessions.
+    A lock serialises this among parallel test sessions; a network made meanwhile by something that does not take
+    the lock (a Molecule scenario's) can still take the range, and then the next free range is tried.
     """
     name = f"plab-{lab_id}"
     lock_path = Path(tempfile.gettempdir()) / "provision-lab-network.lock"
     with lock_path.open("w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        probe = f"{name}-probe"
-        docker("network", "rm", probe, check=False)
-        docker("network", "create", *labels(lab_id), probe)
-        try:
-            subnet = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", probe).strip()
-        finally:
-            docker("network", "rm", probe)
-        docker("network", "create", "--driver", "bridge", "--subnet", subnet, *labels(lab_id), name)
-    return name, subnet
+        for attempt in range(NETWORK_ATTEMPTS):
+            probe = f"{name}-probe"
+            docker("network", "rm", probe, check=False)
+            docker("network", "create", *labels(lab_id), probe)
+            try:
+                subnet = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", probe).strip()
+            finally:
+                docker("network", "rm", probe)
+            try:
+                docker("network", "create", "--driver", "bridge", "--subnet", subnet, *labels(lab_id), name)
+            except LabError as error:
+                if "overlaps" not in str(error) or attempt == NETWORK_ATTEMPTS - 1:
+                    raise
+                continue
+            return name, subnet
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _ids(kind: str, label: str) -> list[str]:

@@ -13,7 +13,8 @@ from tests.lab import LAB_ID_LABEL
 from tests.lab.fixtures import MakeLab, new_lab_id, require_docker
 from tests.lab.lab import DEVICE_TREE_DIR, HostSpec, Lab, lxcfs_running
 
-pytestmark = pytest.mark.lab
+# One xdist worker runs this whole module, so its module-scoped fixture starts once (scripts/test runs in parallel).
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab-module-lab3")]
 
 VERSION = "v1.28.4+k3s2"
 FIRST_REPO_TAG = 'import json, sys; print(json.load(sys.stdin)[0]["RepoTags"][0])'

@@ -22,7 +22,8 @@ import yaml
 from tests.lab.fixtures import new_lab_id, require_docker
 from tests.lab.lab import HostSpec, Lab
 
-pytestmark = pytest.mark.lab
+# One xdist worker runs this whole module, so its module-scoped fixture starts once (scripts/test runs in parallel).
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("standin-on-lab-cluster")]
 
 VERSION = "v1.28.4+k3s2"
 KUBECTL = "/usr/bin/kubectl"

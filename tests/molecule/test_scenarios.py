@@ -33,16 +33,9 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\]8;;[^\x1b]*\x1b\\")
 pytestmark = [pytest.mark.molecule, pytest.mark.lab]
 
 
-# Scenarios that run only with `-m heavy`, to keep CI's default run well inside its 90 minutes on 2 cores: ha-etcd
-# (four hosts, several times the others' time) and ha-external-db (about 7 min; the lab end-to-end tests in
-# tests/ha cover the same topologies through the CLI in the default run).
-HEAVY_SCENARIOS = frozenset({"ha-etcd", "ha-external-db"})
-
-
-def scenario_names() -> list[object]:
+def scenario_names() -> list[str]:
     """Scenarios are directories holding a molecule.yml (molecule/_shared holds the shared playbooks only)."""
-    names = sorted(path.parent.name for path in SCENARIO_ROOT.glob("*/molecule.yml"))
-    return [pytest.param(n, marks=pytest.mark.heavy) if n in HEAVY_SCENARIOS else n for n in names]
+    return sorted(path.parent.name for path in SCENARIO_ROOT.glob("*/molecule.yml"))
 
 
 def venv_environment(lab_image: str) -> dict[str, str]:

@@ -12,7 +12,8 @@ import pytest
 from tests.ha.datastores import LabDatastore, mariadb_on, postgres_on
 from tests.standin.datastore_servers import etcd_server, free_port, test_pki  # noqa: F401 - pytest fixtures
 
-pytestmark = pytest.mark.datastore
+# One xdist worker runs this whole module, so its module-scoped fixture starts once (scripts/test runs in parallel).
+pytestmark = [pytest.mark.datastore, pytest.mark.xdist_group("datastore-check-servers")]
 
 MODULE = Path(__file__).resolve().parents[2] / "playbooks" / "library" / "k3s_datastore_check.py"
 
