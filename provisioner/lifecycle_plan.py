@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.inventory import Cluster, Host
+from provisioner.plan import quorum
 
 Node = Mapping[str, Any]
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
@@ -137,11 +138,6 @@ class RemovalPlan:
 
 class RemovalRefusedError(ValueError):
     """Removing this node would break the cluster; the message says why and what to do instead."""
-
-
-def quorum(members: int) -> int:
-    """etcd needs a strict majority of its members."""
-    return members // 2 + 1
 
 
 def check_removable(cluster: Cluster, host_name: str) -> Host:

@@ -27,6 +27,7 @@ from provisioner.inventory.model import DEFAULT_FLAVOR, DEFAULT_RELEASE_URL, FLA
 from provisioner.inventory.report import Report
 from provisioner.inventory.syntax import CLUSTER_NAME_RE, MAX_LABEL_LENGTH, host_address_problem
 from provisioner.inventory.yamlfile import LineIndex, read_structure
+from provisioner.plan import fault_tolerance, quorum
 
 YAML_EXTENSIONS = ("", ".yml", ".yaml", ".json")  # what ansible-core's yaml inventory plugin accepts
 
@@ -456,8 +457,8 @@ class _Builder:
         """etcd needs a majority: 2 servers tolerate no failure (like 1), 4 tolerate one (like 3)."""
         if servers < _MIN_ETCD_SERVERS or servers % 2 or k3s.datastore_endpoint not in (None, ""):
             return
-        majority = servers // 2 + 1
-        tolerated = (servers - 1) // 2
+        majority = quorum(servers)
+        tolerated = fault_tolerance(servers)
         survives = (
             "no server failure" if tolerated == 0 else f"{tolerated} server failure{'s' if tolerated > 1 else ''}"
         )

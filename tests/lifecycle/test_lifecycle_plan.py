@@ -17,8 +17,8 @@ from provisioner.lifecycle_plan import (
     limit_pattern,
     plan_converge,
     plan_removal,
-    quorum,
 )
+from provisioner.plan import quorum
 
 pytestmark = pytest.mark.unit
 VERSION = "v1.28.4+k3s2"

@@ -2,7 +2,8 @@
 
 The provision CLI evaluates the same rules in provisioner/plan.py before it starts; these filters let the playbooks
 refuse on their own when run without the CLI (AWX, CI). Kept small and dependency-free on purpose: the role must not
-import the provision package, which the Ansible controller may not have.
+import the provision package, which the Ansible controller may not have. tests/playbooks/test_upgrade_filters.py
+runs the CLI's plan cases through both and fails when they refuse differently.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ def version_key(text: str) -> list[int]:
     """[major, minor, patch, build] of the first K3s version in `text` (e.g. `k3s --version` output); [] if none."""
     match = _VERSION.search(text or "")
     return [int(g) for g in match.groups()] if match else []
+
+
+def quorum(members: int) -> int:
+    """Votes etcd needs to work: a strict majority of the members."""
+    return members // 2 + 1
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -51,7 +57,7 @@ def upgrade_refusals(
             pending += 1
         if have > want:
             problems.append(f"{name} runs {have_text}, newer than {target}: downgrades are not supported")
-        elif have and have[0] == want[0] and want[1] - have[1] > 1:
+        elif have and have < want and (have[0] != want[0] or want[1] - have[1] > 1):
             problems.append(
                 f"{target} would skip a minor version from {have_text}: upgrade one minor at a time "
                 f"(next: the latest v{have[0]}.{have[1] + 1})"
@@ -63,7 +69,7 @@ def upgrade_refusals(
     problems += unhealthy
     if embedded_etcd:
         healthy = sum(1 for s in servers if s in nodes and _ready(nodes[s]))
-        if healthy - 1 < len(servers) // 2 + 1:
+        if healthy - 1 < quorum(len(servers)):
             problems.append(
                 f"etcd has {len(servers)} members, {healthy} healthy: taking one down would lose quorum"
             )
@@ -73,4 +79,4 @@ def upgrade_refusals(
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"k3s_version_key": version_key, "k3s_upgrade_refusals": upgrade_refusals,
-                "k3s_ready_names": ready_names}
+                "k3s_ready_names": ready_names, "k3s_etcd_quorum": quorum}
