@@ -23,6 +23,7 @@ from typing import Any
 
 from . import nodes
 from .cluster import Cluster
+from .resources import Mapping
 
 Json = dict[str, Any]
 
@@ -32,16 +33,10 @@ _NOT_FOUND = "the server could not find the requested resource"
 
 
 @dataclass(frozen=True)
-class Resource:
-    """One served resource type: a CRD's version, or the CustomResourceDefinition type itself."""
+class Resource(Mapping):
+    """One served resource type: a CRD's version, or the CustomResourceDefinition type itself. The fields kubectl
+    sees in discovery are its Mapping's; the server also keeps the printer columns and whether /status exists."""
 
-    group: str
-    version: str
-    plural: str
-    singular: str
-    kind: str
-    namespaced: bool
-    short_names: tuple[str, ...] = ()
     columns: tuple[Json, ...] = ()  # additionalPrinterColumns
     status_subresource: bool = False
 
