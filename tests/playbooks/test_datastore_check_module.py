@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.ha.datastores import LabDatastore, mariadb_on, postgres_on
+from tests.playbook_code import load
 from tests.standin.datastore_servers import etcd_server, free_port, test_pki  # noqa: F401 - pytest fixtures
 
 # One xdist worker runs this whole module, so its module-scoped fixture starts once (scripts/test runs in parallel).
 pytestmark = [pytest.mark.datastore, pytest.mark.xdist_group("datastore-check-servers")]
 
-MODULE = Path(__file__).resolve().parents[2] / "playbooks" / "library" / "k3s_datastore_check.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k3s_datastore_check", MODULE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check_module = _load()
+check_module = load("library/k3s_datastore_check.py")
 
 
 def _params(endpoint: str, password: str = "", **extra: str) -> dict[str, object]:

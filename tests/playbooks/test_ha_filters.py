@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+
+from tests.playbook_code import load
 
 pytestmark = pytest.mark.unit
 
-FILTERS = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s" / "filter_plugins" / "k3s_ha_filters.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k3s_ha_filters", FILTERS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ha = _load()
+ha = load("roles/k3s/filter_plugins/k3s_ha_filters.py")
 
 
 @pytest.mark.parametrize(

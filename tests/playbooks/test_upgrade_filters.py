@@ -9,20 +9,18 @@ unreachable host stops the play before anything changes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from provisioner.plan import K3sVersion, NodeState, plan_upgrade
+from tests.playbook_code import load
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-FILTERS = ROOT / "playbooks" / "roles" / "k3s_upgrade" / "filter_plugins" / "k3s_upgrade_filters.py"
 CASES = ROOT / "tests" / "plan" / "cases"
 TABLES = json.loads((ROOT / "tests" / "plan" / "tables.json").read_text())
 
@@ -36,15 +34,7 @@ KINDS = {
 }
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k3s_upgrade_filters", FILTERS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-filters = _load()
+filters = load("roles/k3s_upgrade/filter_plugins/k3s_upgrade_filters.py")
 
 
 def kinds(refusals: list[str] | tuple[str, ...]) -> set[str]:
