@@ -1,23 +1,41 @@
-"""Topology decisions for upgrades: versions, the chain of minors, the order and batches, quorum arithmetic.
+"""Topology decisions for upgrades: versions, the order and batches, and the safety rules applied to them.
 
-Pure functions only: nothing here touches the network or the disk, so every rule can be tested from small data files
-(tests/plan/cases/) and the CLI can show the exact plan before anything changes. The playbooks enforce the same
-rules again on their own (plain ansible-playbook users get no CLI), so these functions decide what the user sees and
-whether the CLI starts at all.
+Pure functions only: nothing here touches the network, so every rule can be tested from small data files
+(tests/plan/cases/) and the CLI can show the exact plan before anything changes. The safety rules themselves
+(downgrade, skipped minor, health, etcd quorum) are written once, in the k3s_upgrade role's filter plugin, which the
+role uses to refuse on its own in plain ansible-playbook runs; this module loads that file and applies the same rules
+to what the CLI read, so the CLI and the playbooks refuse alike.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import total_ordering
+from types import ModuleType
 from typing import Literal
+
+from provisioner.paths import PLAYBOOK_DIR
 
 Role = Literal["server", "agent"]
 # rolling: provision drains, swaps and restarts each node over SSH; plan: system-upgrade-controller Plans do it.
 Strategy = Literal["rolling", "plan"]
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+RULES_FILE = PLAYBOOK_DIR / "roles" / "k3s_upgrade" / "filter_plugins" / "k3s_upgrade_filters.py"
+
+
+def _load_rules() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("provision_k3s_upgrade_rules", RULES_FILE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the upgrade rules from {RULES_FILE}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_rules = _load_rules()
 
 
 @total_ordering
@@ -58,14 +76,9 @@ class K3sVersion:
 
 
 def minor_chain(current: K3sVersion, target: K3sVersion) -> list[str]:
-    """Release lines to pass through, one minor at a time, ending with the target's line.
-
-    Kubernetes supports upgrading one minor at a time only, so v1.27 -> v1.29 must go v1.28 then v1.29.
-    Across a major version (never happened for Kubernetes 1.x) there is no known chain: the target alone is returned.
-    """
-    if current.major != target.major:
-        return [target.minor_line]
-    return [f"v{current.major}.{m}" for m in range(current.minor + 1, target.minor + 1)]
+    """Release lines to pass through, one minor at a time, ending with the target's line (v1.27 -> v1.29 goes v1.28
+    then v1.29); across a major version no chain is known and the target's line alone is returned."""
+    return [str(line) for line in _rules.minor_lines(list(current.key), list(target.key))]
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,7 @@ class UpgradePlan:
 
 def quorum(members: int) -> int:
     """Votes etcd needs to work: a strict majority of the members."""
-    return members // 2 + 1
+    return int(_rules.quorum(members))
 
 
 def fault_tolerance(members: int) -> int:
@@ -154,54 +167,27 @@ def needs_upgrade(node: NodeState, target: K3sVersion) -> bool:
     return node.binary_version is not None and node.binary_version != target
 
 
-@dataclass
-class _Checks:
-    refusals: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+def refusals(nodes: Sequence[NodeState], target: K3sVersion, datastore: str) -> list[str]:
+    """Every safety rule the cluster breaks for this target (the role's rules); health only matters while some node
+    still has to move."""
+    found = [str(r) for r in _rules.version_refusals(
+        {n.name: str(n.version) for n in nodes if n.version is not None}, str(target))]
+    if any(needs_upgrade(n, target) for n in nodes):
+        health = [{"name": n.name, "role": n.role, "registered": n.version is not None, "ready": n.ready,
+                   "reachable": n.reachable} for n in nodes]
+        found += [str(r) for r in _rules.health_refusals(health, datastore == "embedded-etcd")]
+    return found
 
 
-def _version_refusals(nodes: Iterable[NodeState], target: K3sVersion, checks: _Checks) -> None:
-    known = [(n.name, n.version) for n in nodes if n.version is not None]
-    for name, version in known:
-        if version > target:
-            checks.refusals.append(
-                f"{name} runs {version}, newer than {target}: downgrades are not supported "
-                "(restore a backup taken on the older version instead)"
-            )
-    older = [version for _, version in known if version < target]
-    if not older:
-        return
-    oldest = min(older)
-    chain = minor_chain(oldest, target)
-    if oldest.major != target.major or len(chain) > 1:
-        steps = ", then ".join([f"the latest {line} (--channel {line})" for line in chain[:-1]] + [str(target)])
-        checks.refusals.append(
-            f"{target} would skip a minor version from {oldest} (Kubernetes upgrades one minor at a time): "
-            f"upgrade to {steps}"
-        )
-
-
-def _health_refusals(nodes: Sequence[NodeState], datastore: str, checks: _Checks) -> None:
-    for node in nodes:
-        if not node.reachable:
-            checks.refusals.append(f"{node.name} is unreachable: bring it back (or remove it from the inventory) first")
-        elif node.version is None:
-            checks.refusals.append(f"{node.name} is not registered in the cluster: run `provision up` first")
-        elif not node.ready:
-            checks.refusals.append(f"{node.name} is not Ready: fix it before upgrading (a rolling upgrade needs a "
-                                   "healthy cluster to stay serving)")
+def notes_for(nodes: Sequence[NodeState], datastore: str) -> list[str]:
+    """What the user should know about the topology while it upgrades."""
     servers = [n for n in nodes if n.role == "server"]
-    if datastore == "embedded-etcd":
-        healthy = sum(1 for n in servers if n.reachable and n.ready)
-        if not can_take_one_down(len(servers), healthy):
-            checks.refusals.append(
-                f"etcd has {len(servers)} members, {healthy} healthy: taking one down for its upgrade would lose "
-                f"quorum ({quorum(len(servers))} needed); restore the failed servers first"
-            )
-        elif len(servers) % 2 == 0:
-            checks.notes.append(f"{len(servers)} etcd members tolerate no more failures than {len(servers) - 1}")
-    elif len(servers) == 1:
-        checks.notes.append("one server: the API is unavailable while it restarts (agents keep running workloads)")
+    healthy = sum(1 for n in servers if n.reachable and n.ready)
+    if datastore == "embedded-etcd" and len(servers) % 2 == 0 and can_take_one_down(len(servers), healthy):
+        return [f"{len(servers)} etcd members tolerate no more failures than {len(servers) - 1}"]
+    if datastore != "embedded-etcd" and len(servers) == 1:
+        return ["one server: the API is unavailable while it restarts (agents keep running workloads)"]
+    return []
 
 
 def plan_upgrade(
@@ -219,13 +205,10 @@ def plan_upgrade(
     guard against a skipped minor. With Plans the controller picks the order within each role, and servers are only
     cordoned (the server Plan does not drain).
     """
-    checks = _Checks()
-    if max_unavailable < 1:
-        checks.refusals.append(f"--max-unavailable must be at least 1, not {max_unavailable}")
-    _version_refusals(nodes, target, checks)
+    refused = [f"--max-unavailable must be at least 1, not {max_unavailable}"] if max_unavailable < 1 else []
+    refused += refusals(nodes, target, datastore)
     pending = [n for n in nodes if needs_upgrade(n, target)]
-    if pending:
-        _health_refusals(nodes, datastore, checks)
+    notes = notes_for(nodes, datastore) if pending else []
     servers = [n.name for n in pending if n.role == "server"]
     agents = [n.name for n in pending if n.role == "agent"]
     steps = [Step("servers", (name,)) for name in servers]
@@ -244,9 +227,9 @@ def plan_upgrade(
         for n in sorted(nodes, key=lambda n: (position.get(n.name, 10**6), n.role != "server"))
     )
     if not pending:
-        checks.notes.append(f"every node already runs {target}: nothing to do")
+        notes.append(f"every node already runs {target}: nothing to do")
     elif strategy == "plan":
-        checks.notes.append(
+        notes.append(
             "the system-upgrade-controller upgrades the nodes after the Plans are applied, in its own order within "
             f"each step (servers one at a time, then agents {max(max_unavailable, 1)} at a time); "
             "provision does not wait for it"
@@ -256,7 +239,7 @@ def plan_upgrade(
         datastore=datastore,
         nodes=plans,
         steps=tuple(steps),
-        refusals=tuple(checks.refusals),
-        notes=tuple(checks.notes),
+        refusals=tuple(refused),
+        notes=tuple(notes),
         strategy=strategy,
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 import ansible_runner
 
-PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+from provisioner.paths import PLAYBOOK_DIR
 
 # Event names ansible-runner reports per host and task.
 _HOST_RESULT_EVENTS = {

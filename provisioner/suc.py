@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from provisioner.inventory import Cluster
-from provisioner.runner import PLAYBOOK_DIR
+from provisioner.paths import PLAYBOOK_DIR
 
 TEMPLATE = PLAYBOOK_DIR / "roles" / "k3s_upgrade" / "templates" / "suc-plans.yaml.j2"
 NAMESPACE = "system-upgrade"

@@ -13,11 +13,12 @@ import yaml
 
 from provisioner.cli.common import Session
 from provisioner.errors import UsageError
+from provisioner.paths import PLAYBOOK_DIR
 from provisioner.runner import PlaybookResult, PlaybookRun
 from provisioner.state import PhaseReport, RunReport
 
 CLEANUP_TASK = "Remove processes, pod namespaces, mounts, interfaces and firewall chains"
-_PREREQ_DEFAULTS = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s_prereq" / "defaults" / "main.yml"
+_PREREQ_DEFAULTS = PLAYBOOK_DIR / "roles" / "k3s_prereq" / "defaults" / "main.yml"
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:

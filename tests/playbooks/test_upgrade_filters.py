@@ -1,10 +1,9 @@
-"""The k3s_upgrade role's safety filters refuse exactly what the CLI's upgrade plan refuses.
+"""The k3s_upgrade role refuses exactly what the CLI's upgrade plan refuses.
 
-The rules exist twice on purpose: provisioner/plan.py decides what `provision upgrade` shows and whether it starts,
-and the role's filter plugin lets a plain ansible-playbook run (AWX) refuse on its own without the provision package.
-This test feeds every upgrade plan case (tests/plan/cases/) and the quorum table to both and compares the kinds of
-refusal, so the two cannot drift apart. Reachability is the one rule only the CLI checks: in a playbook run an
-unreachable host stops the play before anything changes.
+The rules are written once, in the role's filter plugin; the CLI (provisioner/plan.py) applies them to the node
+states it read, the role to `kubectl get nodes -o json` (its `k3s_upgrade_refusals` filter). This test feeds every
+upgrade plan case (tests/plan/cases/) through both routes and compares the kinds of refusal. Reachability is the one
+rule only the CLI route sees: in a playbook run an unreachable host stops the play before anything changes.
 """
 
 from __future__ import annotations
