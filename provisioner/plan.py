@@ -150,7 +150,7 @@ def fault_tolerance(members: int) -> int:
 
 def can_take_one_down(members: int, healthy: int) -> bool:
     """True when, with one more healthy member stopped, the healthy ones still form a quorum."""
-    return healthy - 1 >= quorum(members)
+    return bool(_rules.can_take_one_down(members, healthy))
 
 
 def batches(names: Sequence[str], size: int) -> list[tuple[str, ...]]:

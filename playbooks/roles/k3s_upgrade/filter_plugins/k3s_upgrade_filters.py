@@ -25,6 +25,11 @@ def quorum(members: int) -> int:
     return members // 2 + 1
 
 
+def can_take_one_down(members: int, healthy: int) -> bool:
+    """True when, with one more healthy member stopped, the healthy ones still form a quorum."""
+    return healthy - 1 >= quorum(members)
+
+
 def minor_lines(have: list[int], want: list[int]) -> list[str]:
     """Release lines to pass through, one minor at a time, ending with the target's (v1.27 -> v1.29: v1.28, v1.29).
 
@@ -81,7 +86,7 @@ def health_refusals(nodes: list[dict[str, Any]], embedded_etcd: bool) -> list[st
     servers = [node for node in nodes if node["role"] == "server"]
     if embedded_etcd:
         healthy = sum(1 for node in servers if node.get("reachable", True) and node["ready"])
-        if healthy - 1 < quorum(len(servers)):
+        if not can_take_one_down(len(servers), healthy):
             problems.append(
                 f"etcd has {len(servers)} members, {healthy} healthy: taking one down for its upgrade would lose "
                 f"quorum ({quorum(len(servers))} needed); restore the failed servers first"
