@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipapp
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,16 @@ REAL_KUBECTL = "/usr/bin/kubectl"
 
 @pytest.fixture(scope="session")
 def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in as built for the mirror, re-headed to run under this test's interpreter.
+
+    On a lab host the zipapp's `#!/usr/bin/env python3` finds Debian's python3 with python3-psycopg2, -pymysql,
+    -cryptography and -yaml (tests/lab/image.py). Here the control machine's `python3` may lack them (a fresh machine's
+    did: the external-datastore test failed); the test venv has the same libraries from the `test` extra.
+    """
     directory = tmp_path_factory.mktemp("standin-bin")
-    build_standin(VERSION, "amd64", directory / "k3s")
+    built = build_standin(VERSION, "amd64", directory / "k3s.pyz")
+    zipapp.create_archive(built, directory / "k3s", interpreter=sys.executable)
+    (directory / "k3s").chmod(0o755)
     (directory / "kubectl").symlink_to("k3s")
     return directory
 
