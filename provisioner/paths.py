@@ -1,8 +1,30 @@
-"""Where the playbooks are: next to the package, as in the repository (the CLI runs them and reads a few of their
-files: role defaults, templates, the upgrade rules)."""
+"""Where the Ansible content is: the package `provisioner.playbooks` (the repository's `playbooks/` folder, shipped in
+the wheel under that name; see pyproject.toml). The CLI runs those playbooks and reads a few of their files (role
+defaults, templates, the upgrade rules). Found through the import system, so an installed wheel, an editable install
+and a checkout all answer with a real folder that ansible-runner can use as its project directory.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
+from functools import cache
 from pathlib import Path
 
-PLAYBOOK_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+CONTENT_PACKAGE = "provisioner.playbooks"
+
+
+@cache
+def playbook_dir() -> Path:
+    """The folder holding up.yml, upgrade.yml, ... and roles/ (a plain directory, never inside a zip)."""
+    root = importlib.resources.files(CONTENT_PACKAGE)
+    path = Path(str(root))
+    if not (path / "up.yml").is_file():
+        raise FileNotFoundError(
+            f"provision's playbooks are missing from {path}; reinstall provision (the wheel carries them)"
+        )
+    return path
+
+
+def role_file(role: str, *parts: str) -> Path:
+    """A file of one of the shipped roles, e.g. role_file('k3s_prereq', 'defaults', 'main.yml')."""
+    return playbook_dir().joinpath("roles", role, *parts)

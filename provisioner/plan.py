@@ -13,29 +13,29 @@ import importlib.util
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import cache, total_ordering
 from types import ModuleType
 from typing import Literal
 
-from provisioner.paths import PLAYBOOK_DIR
+from provisioner.paths import role_file
 
 Role = Literal["server", "agent"]
 # rolling: provision drains, swaps and restarts each node over SSH; plan: system-upgrade-controller Plans do it.
 Strategy = Literal["rolling", "plan"]
 _VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
-RULES_FILE = PLAYBOOK_DIR / "roles" / "k3s_upgrade" / "filter_plugins" / "k3s_upgrade_filters.py"
+RULES_FILE = ("k3s_upgrade", "filter_plugins", "k3s_upgrade_filters.py")  # a file of the shipped roles
 
 
-def _load_rules() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("provision_k3s_upgrade_rules", RULES_FILE)
+@cache
+def _rules() -> ModuleType:
+    """The role's rules file, loaded on first use (commands that never plan an upgrade never read it)."""
+    path = role_file(*RULES_FILE)
+    spec = importlib.util.spec_from_file_location("provision_k3s_upgrade_rules", path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the upgrade rules from {RULES_FILE}")
+        raise ImportError(f"cannot load the upgrade rules from {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-_rules = _load_rules()
 
 
 @total_ordering
@@ -78,7 +78,7 @@ class K3sVersion:
 def minor_chain(current: K3sVersion, target: K3sVersion) -> list[str]:
     """Release lines to pass through, one minor at a time, ending with the target's line (v1.27 -> v1.29 goes v1.28
     then v1.29); across a major version no chain is known and the target's line alone is returned."""
-    return [str(line) for line in _rules.minor_lines(list(current.key), list(target.key))]
+    return [str(line) for line in _rules().minor_lines(list(current.key), list(target.key))]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class UpgradePlan:
 
 def quorum(members: int) -> int:
     """Votes etcd needs to work: a strict majority of the members."""
-    return int(_rules.quorum(members))
+    return int(_rules().quorum(members))
 
 
 def fault_tolerance(members: int) -> int:
@@ -150,7 +150,7 @@ def fault_tolerance(members: int) -> int:
 
 def can_take_one_down(members: int, healthy: int) -> bool:
     """True when, with one more healthy member stopped, the healthy ones still form a quorum."""
-    return bool(_rules.can_take_one_down(members, healthy))
+    return bool(_rules().can_take_one_down(members, healthy))
 
 
 def batches(names: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -170,12 +170,12 @@ def needs_upgrade(node: NodeState, target: K3sVersion) -> bool:
 def refusals(nodes: Sequence[NodeState], target: K3sVersion, datastore: str) -> list[str]:
     """Every safety rule the cluster breaks for this target (the role's rules); health only matters while some node
     still has to move."""
-    found = [str(r) for r in _rules.version_refusals(
+    found = [str(r) for r in _rules().version_refusals(
         {n.name: str(n.version) for n in nodes if n.version is not None}, str(target))]
     if any(needs_upgrade(n, target) for n in nodes):
         health = [{"name": n.name, "role": n.role, "registered": n.version is not None, "ready": n.ready,
                    "reachable": n.reachable} for n in nodes]
-        found += [str(r) for r in _rules.health_refusals(health, datastore == "embedded-etcd")]
+        found += [str(r) for r in _rules().health_refusals(health, datastore == "embedded-etcd")]
     return found
 
 

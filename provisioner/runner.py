@@ -18,7 +18,7 @@ from typing import Any
 
 import ansible_runner
 
-from provisioner.paths import PLAYBOOK_DIR
+from provisioner.paths import playbook_dir as shipped_playbook_dir
 
 # Event names ansible-runner reports per host and task.
 _HOST_RESULT_EVENTS = {
@@ -152,12 +152,12 @@ class Runner:
         work_dir: Path,
         ssh: SshOptions,
         on_event: Callable[[HostEvent], None] | None = None,
-        playbook_dir: Path = PLAYBOOK_DIR,
+        playbook_dir: Path | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.ssh = ssh
         self.on_event = on_event
-        self.playbook_dir = playbook_dir
+        self.playbook_dir = playbook_dir or shipped_playbook_dir()
         # Facts gathered by one phase serve the next ones of the same command (gathering=smart), so each phase
         # does not gather again. A fresh cache per command: facts never outlive the command that gathered them.
         self.fact_cache = work_dir / "facts" / uuid.uuid4().hex[:12]

@@ -14,13 +14,17 @@ from pathlib import Path
 import jinja2
 
 from provisioner.inventory import Cluster
-from provisioner.paths import PLAYBOOK_DIR
+from provisioner.paths import role_file
 
-TEMPLATE = PLAYBOOK_DIR / "roles" / "k3s_upgrade" / "templates" / "suc-plans.yaml.j2"
 NAMESPACE = "system-upgrade"
 PLAN_CRD = "plans.upgrade.cattle.io"
 SERVER_PLAN = "k3s-server"
 AGENT_PLAN = "k3s-agent"
+
+
+def plan_template() -> Path:
+    """The role's Plan template, the one the k3s_upgrade role renders too."""
+    return role_file("k3s_upgrade", "templates", "suc-plans.yaml.j2")
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,9 @@ class PlanSettings:
         }
 
 
-def render_plans(settings: PlanSettings, template: Path = TEMPLATE) -> str:
+def render_plans(settings: PlanSettings, template: Path | None = None) -> str:
     """The two Plans (server, then agent) as one multi-document YAML text."""
+    template = template or plan_template()
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template.parent),
         # As Ansible's template module: blocks eat their newline, the file's last newline stays, and an unknown

@@ -13,12 +13,11 @@ import yaml
 
 from provisioner.cli.common import Session
 from provisioner.errors import UsageError
-from provisioner.paths import PLAYBOOK_DIR
+from provisioner.paths import role_file
 from provisioner.runner import PlaybookResult, PlaybookRun
 from provisioner.state import PhaseReport, RunReport
 
 CLEANUP_TASK = "Remove processes, pod namespaces, mounts, interfaces and firewall chains"
-_PREREQ_DEFAULTS = PLAYBOOK_DIR / "roles" / "k3s_prereq" / "defaults" / "main.yml"
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:
@@ -34,7 +33,7 @@ def confirm(args: argparse.Namespace, question: str) -> None:
 def prerequisite_packages() -> list[str]:
     """Packages k3s_prereq may have installed; reset leaves them (other software may use them)."""
     try:
-        defaults = yaml.safe_load(_PREREQ_DEFAULTS.read_text()) or {}
+        defaults = yaml.safe_load(role_file("k3s_prereq", "defaults", "main.yml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return []
     return [str(p) for p in defaults.get("k3s_prereq_packages", [])]

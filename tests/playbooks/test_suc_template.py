@@ -15,7 +15,7 @@ import yaml
 
 from provisioner.inventory.model import DEFAULT_UPGRADE_IMAGE
 from provisioner.inventory.syntax import IMAGE_REPOSITORY_RE
-from provisioner.suc import TEMPLATE, PlanSettings, render_plans
+from provisioner.suc import PlanSettings, plan_template, render_plans
 
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s_upgrade"
 BIN_DIR = Path(sys.executable).parent
@@ -36,7 +36,7 @@ def _ansible_render(tmp_path: Path, role_vars: dict[str, Any]) -> str:
         "name": "Render the Plans as the role does",
         "hosts": "localhost",
         "gather_facts": False,
-        "tasks": [{"name": "Write the Plans", "ansible.builtin.template": {"src": str(TEMPLATE), "dest": str(dest),
+        "tasks": [{"name": "Write the Plans", "ansible.builtin.template": {"src": str(plan_template()), "dest": str(dest),
                                                                           "mode": "0600"},
                    "vars": task["vars"]}],
     }]

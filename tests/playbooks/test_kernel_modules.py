@@ -1,0 +1,50 @@
+"""The k3s_prereq role's load_kernel_modules module: which modules it would load (the pure parts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.playbook_code import load
+
+pytestmark = pytest.mark.unit
+
+modules = load("roles/k3s_prereq/library/load_kernel_modules.py")
+
+PROC_MODULES = """overlay 151552 0 - Live 0x0000000000000000
+nf_conntrack 176128 2 nf_nat,xt_conntrack, Live 0x0000000000000000
+"""
+BUILTIN = """kernel/net/bridge/br_netfilter.ko
+kernel/drivers/block/loop.ko.zst
+"""
+
+
+def test_loaded_builtin_and_registered_modules_are_not_loaded_again() -> None:
+    present = modules.loaded_modules(PROC_MODULES) | modules.builtin_modules(BUILTIN)
+    assert present == {"overlay", "nf_conntrack", "br_netfilter", "loop"}
+    assert modules.missing(["br_netfilter", "overlay", "loop"], present, set()) == []
+    assert modules.missing(["vxlan"], present, {"vxlan"}) == []
+
+
+def test_missing_modules_keep_their_order_once_each_and_dashes_equal_underscores() -> None:
+    present = modules.loaded_modules(PROC_MODULES)
+    assert modules.missing(["br-netfilter", "nf-conntrack", "vxlan", "br-netfilter"], present, set()) == [
+        "br-netfilter",
+        "vxlan",
+    ]
+
+
+def test_kernel_state_reads_proc_builtin_and_sys(tmp_path: Path) -> None:
+    import os
+
+    release = os.uname().release
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "modules").write_text(PROC_MODULES)
+    builtin = tmp_path / "lib" / "modules" / release
+    builtin.mkdir(parents=True)
+    (builtin / "modules.builtin").write_text(BUILTIN)
+    (tmp_path / "sys" / "module" / "ip_tables").mkdir(parents=True)
+    present, registered = modules.kernel_state(tmp_path)
+    assert present == {"overlay", "nf_conntrack", "br_netfilter", "loop"}
+    assert registered == {"ip_tables"}
