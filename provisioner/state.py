@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisioner import tool_version
+
 
 def state_root() -> Path:
     explicit = os.environ.get("PROVISION_STATE_DIR")
@@ -75,6 +77,7 @@ class RunReport:
     status: str = "running"
     phases: list[PhaseReport] = field(default_factory=list)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provision_version: str = field(default_factory=tool_version)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
-from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.runner import PlaybookRun
 
@@ -44,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         )
     path = dest_root / name
     if args.json:
-        emit_json({"status": "ok", "backup": str(path), "files": sorted(p.name for p in path.iterdir())})
+        files = sorted(p.name for p in path.iterdir())
+        session.reporter.document({"status": "ok", "backup": str(path), "files": files})
     else:
         session.reporter.info(f"backup written to {path} (token file mode 0600; keep it secret)")
     return 0

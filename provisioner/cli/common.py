@@ -35,7 +35,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def reporter_for(args: argparse.Namespace) -> TextReporter:
-    return JsonReporter() if getattr(args, "json", False) else TextReporter(verbose=getattr(args, "verbose", False))
+    """The command's one reporter: made on first use and kept on the parsed arguments, so that the CLI boundary
+    (cli/main.py) reports an error through the same reporter that gathered the command's warnings."""
+    reporter = getattr(args, "reporter", None)
+    if not isinstance(reporter, TextReporter):
+        json_mode = getattr(args, "json", False)
+        reporter = JsonReporter() if json_mode else TextReporter(verbose=getattr(args, "verbose", False))
+        args.reporter = reporter
+    return reporter
 
 
 @dataclass

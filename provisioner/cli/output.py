@@ -63,6 +63,10 @@ class TextReporter:
         for line in details:
             self._line(f"  {line}")
 
+    def document(self, document: dict[str, Any]) -> None:
+        """The command's one JSON result on stdout (only --json commands produce one)."""
+        emit_json(document)
+
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
         for row in [headers, *rows]:
@@ -70,7 +74,11 @@ class TextReporter:
 
 
 class JsonReporter(TextReporter):
-    """Progress stays off stdout; the final document is one JSON object on stdout."""
+    """Progress stays off stdout; the final document is one JSON object on stdout.
+
+    Warnings are gathered and travel in that document (`warnings`), whether the command succeeded or failed: one
+    reporter lives for the whole command (cli/main.py makes it), so a warning given early reaches the error document.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,13 +94,18 @@ class JsonReporter(TextReporter):
         return
 
     def warn(self, message: str) -> None:
-        self.warnings.append(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def info(self, message: str) -> None:
         return
 
     def error(self, message: str, details: list[str]) -> None:
-        emit_json({"status": "error", "error": message, "details": details, "warnings": self.warnings})
+        self.document({"status": "error", "error": message, "details": details})
+
+    def document(self, document: dict[str, Any]) -> None:
+        given = [str(w) for w in document.get("warnings") or ()]
+        emit_json(document | {"warnings": given + [w for w in self.warnings if w not in given]})
 
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         return

@@ -11,7 +11,6 @@ import argparse
 
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows
-from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError, RefusedError, UsageError
 from provisioner.lifecycle_plan import (
     ETCD_LABEL,
@@ -111,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     }
     saved = finish(report, session, result.ok)
     if args.json:
-        emit_json(report.to_json() | {"report_file": str(saved)})
+        session.reporter.document(report.to_json() | {"report_file": str(saved)})
     else:
         done = "removed from the cluster" + (" and reset" if plan.reset_host else " only (host not cleaned)")
         reporter.info(f"{plan.host} {done}" if result.ok else f"{plan.host}: removal failed")

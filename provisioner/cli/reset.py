@@ -13,7 +13,6 @@ from pathlib import Path
 from provisioner import kubeconfig
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows, prerequisite_packages
-from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.runner import PlaybookRun
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         row["packages_left"] = packages
     saved = finish(report, session, result.ok)
     if args.json:
-        emit_json(report.to_json() | {"report_file": str(saved), "context_removed": removed_context})
+        session.reporter.document(report.to_json() | {"report_file": str(saved), "context_removed": removed_context})
     else:
         headers = ["HOST", "STATUS", "CHANGED", "TIME"]
         rows = [[h, r["status"], str(r["changed"]), f"{r['duration_s']:.1f}s"] for h, r in report.hosts.items()]

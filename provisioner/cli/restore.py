@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
-from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError, UsageError
 from provisioner.runner import PlaybookRun
 
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             resume_hint="servers may be stopped; fix the problem above and rerun the same restore",
         )
     if args.json:
-        emit_json({"status": "ok", "restored": str(source), "kind": manifest["kind"]})
+        session.reporter.document({"status": "ok", "restored": str(source), "kind": manifest["kind"]})
     else:
         session.reporter.info(f"restored {source}; every inventory node is Ready")
     return 0

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
-from provisioner.cli.output import emit_json
 from provisioner.errors import PhaseFailedError
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.runner import PlaybookRun
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         )
     missing = sorted(set(declared) - {r["name"] for r in rows})
     if args.json:
-        emit_json({"cluster": session.cluster.name, "nodes": rows, "missing": missing})
+        session.reporter.document({"cluster": session.cluster.name, "nodes": rows, "missing": missing})
     else:
         headers = ["NAME", "READY", "ROLES", "VERSION", "ARCH", "SCHEDULABLE", "IN_INVENTORY"]
         session.reporter.table(headers, [[str(r[h.lower()]) for h in headers] for r in rows])

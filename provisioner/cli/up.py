@@ -11,7 +11,6 @@ from typing import Any
 
 from provisioner import kubeconfig
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session, take_secret_from_env
-from provisioner.cli.output import emit_json
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.phases.base import Context, PhaseManager
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         if error is not None:
             document["error"] = {"message": str(error), "details": error.details()}
             error.reported = True  # the document above carries it; the CLI boundary must not print a second one
-        emit_json(document)
+        session.reporter.document(document)
     else:
         headers = ["HOST", "ROLE", "ARCH", "VERSION", "READY", "CHANGED", "TIME"]
         reporter.table(headers, [[str(r[k.lower()]) for k in headers] for r in rows])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
-from provisioner.cli.output import emit_json, emit_text
+from provisioner.cli.output import emit_text
 from provisioner.errors import PhaseFailedError, ProvisionError, RefusedError, UsageError
 from provisioner.inventory import Cluster
 from provisioner.phases.base import Context
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         if manifest is not None and args.dry_run:
             document |= _deliver_manifest(args, session, manifest)
         if args.json:
-            emit_json(document)
+            session.reporter.document(document)
         else:
             session.reporter.info("dry run: nothing was changed" if args.dry_run else "nothing to upgrade")
         return 0
@@ -256,7 +256,7 @@ def _execute(
         if error is not None:
             document["error"] = {"message": str(error), "details": error.details()}
             error.reported = True
-        emit_json(document)
+        session.reporter.document(document)
     else:
         if backup and "backup" in {p.name for p in report.phases if p.status == "ok"}:
             session.reporter.info(f"backup: {extravars['k3s_backup_dir']}/{extravars['k3s_backup_name']}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from provisioner.cli.common import add_inventory_options, reporter_for
-from provisioner.cli.output import emit_json
 from provisioner.inventory import load_inventory
 
 
@@ -21,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     cluster = load_inventory(args.inventory, flavor_override=args.flavor)
     warnings = [w.render() for w in cluster.warnings]
     if args.json:
-        emit_json({"status": "ok", "cluster": cluster.name, "hosts": len(cluster.hosts), "warnings": warnings})
+        reporter.document({"status": "ok", "cluster": cluster.name, "hosts": len(cluster.hosts), "warnings": warnings})
         return 0
     for warning in warnings:
         reporter.warn(warning)

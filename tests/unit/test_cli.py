@@ -1,10 +1,13 @@
 """The CLI boundary: bad input is one clear error and exit code 2, before any host is contacted."""
 
+import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from provisioner.cli.main import main
+from provisioner.cli.output import JsonReporter
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +59,39 @@ def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_json_output_carries_every_warning_also_when_the_command_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host-key warning and the inventory's warnings reach --json users in the one error document."""
+    monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "edge.yml"
+    text = INVENTORY.replace("v1.28.4", "v1.28.4+k3s2").replace("  children:", "    k3s_frobnicate: 1\n  children:")
+    path.write_text(text)
+    code = main(["up", "--json", "--no-host-key-checking", "--flavor", "kubeadm", "--inventory", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    document = json.loads(captured.out)  # exactly one JSON document on stdout
+    assert document["status"] == "error" and "not available" in document["error"]
+    assert any("host-key checking is OFF" in w for w in document["warnings"]), document
+    assert any("k3s_frobnicate" in w for w in document["warnings"]), document
+
+
+def test_json_result_document_merges_gathered_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    reporter = JsonReporter()
+    reporter.warn("SSH host-key checking is OFF")
+    reporter.warn("SSH host-key checking is OFF")
+    reporter.document({"status": "ok", "warnings": ["from the inventory"]})
+    assert json.loads(capsys.readouterr().out)["warnings"] == ["from the inventory", "SSH host-key checking is OFF"]
+
+
+def test_version_names_the_tool_ansible_core_and_the_playbooks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"provision {version('provision')}"
+    assert lines[1] == f"ansible-core {version('ansible-core')}"
+    playbooks = Path(lines[2].removeprefix("playbooks "))
+    assert (playbooks / "up.yml").is_file() and (playbooks / "roles" / "k3s").is_dir()
