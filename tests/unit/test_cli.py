@@ -54,8 +54,6 @@ def test_kubeadm_flavor_is_reported_as_not_available(
 
 
 def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"].startswith("https://json-schema.org/")
