@@ -56,6 +56,17 @@ MANAGED_KEYS: dict[str, str] = {
     "cluster-reset-restore-path": "remove it; a restore is a one-off operation, not a permanent setting",
 }
 
+# config.yaml keys that would break what provision relies on: node names, file locations, the API port, full servers.
+UNSUPPORTED_KEYS: dict[str, str] = {
+    "with-node-id": "remove it; node names must equal the inventory host names, which provision looks nodes up by",
+    "write-kubeconfig": "remove it; provision reads the admin kubeconfig from /etc/rancher/k3s/k3s.yaml",
+    "etcd-snapshot-dir": "remove it; provision's backup and restore read snapshots from the data dir's db/snapshots",
+    "https-listen-port": "remove it; joins, the kubeconfig and kube-vip reach the API on port 6443",
+    "disable-apiserver": "remove it; provision runs every server as a full server (API, etcd, agent)",
+    "disable-etcd": "remove it; provision runs every server as a full server (API, etcd, agent)",
+    "disable-agent": "remove it; provision runs every server as a full server and checks each as a Ready node",
+}
+
 _SCALARS = (str, int, float, bool)
 
 
@@ -279,6 +290,9 @@ def _check_config_key(
         return
     if flag.name in MANAGED_KEYS:
         report.error(path, "is set by provision and may not be given here", MANAGED_KEYS[flag.name], host=host)
+        return
+    if flag.name in UNSUPPORTED_KEYS:
+        report.error(path, "would break what provision relies on", UNSUPPORTED_KEYS[flag.name], host=host)
         return
     if flag.deprecated:
         report.warn(path, f"is deprecated in k3s {command}", "remove it when you can", host=host)

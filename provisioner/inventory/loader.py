@@ -25,7 +25,13 @@ from provisioner.inventory.ansible_source import (
 )
 from provisioner.inventory.model import DEFAULT_FLAVOR, DEFAULT_RELEASE_URL, FLAVORS, Cluster, Host, K3sSettings, Role
 from provisioner.inventory.report import Report
-from provisioner.inventory.syntax import CLUSTER_NAME_RE, MAX_LABEL_LENGTH, host_address_problem
+from provisioner.inventory.syntax import (
+    CLUSTER_NAME_RE,
+    MAX_LABEL_LENGTH,
+    host_address_problem,
+    node_name_problem,
+    suggest_node_name,
+)
 from provisioner.inventory.yamlfile import LineIndex, read_structure
 from provisioner.plan import fault_tolerance, quorum
 
@@ -513,6 +519,7 @@ class _Builder:
                 "add the host's key to a known_hosts file (ssh-keyscan) and turn checking back on",
                 host=name,
             )
+        self.check_node_name(name)
         config_field = "k3s_server_config" if role == "server" else "k3s_agent_config"
         config = variables.get(config_field)
         return Host(
@@ -531,6 +538,20 @@ class _Builder:
             ssh_extra_args=extra,
             known_hosts_file=host_checks.known_hosts_file(common, extra),
             host_key_checking=checking and not strict_off,
+        )
+
+    def check_node_name(self, name: str) -> None:
+        """The inventory host name becomes the Kubernetes node name, which must be a DNS-1123 subdomain."""
+        problem = node_name_problem(name)
+        if problem is None:
+            return
+        self.report.error(
+            "host name",
+            f"{name!r} cannot be a Kubernetes node name (provision names each node after its inventory host): "
+            f"node names {problem}",
+            f"rename the inventory host to {suggest_node_name(name)!r} and keep the address in ansible_host",
+            host=name,
+            line=self.report.index.host_lines.get(name),
         )
 
     def check_addresses(self, hosts: tuple[Host, ...]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.inventory.k3s_checks import MANAGED_KEYS, Command, config_keys
+from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, Command, config_keys
 from provisioner.inventory.model import ARCH_ALIASES, ARCHES, BOARDS, FLAVORS, TAINT_EFFECTS
 
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -20,7 +20,7 @@ _SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 
 
 def _config_schema(command: Command) -> dict[str, Any]:
-    keys = sorted(k for k, flag in config_keys(command).items() if flag.name not in MANAGED_KEYS)
+    keys = sorted(k for k, flag in config_keys(command).items() if flag.name not in MANAGED_KEYS | UNSUPPORTED_KEYS)
     return {
         "description": f"extra keys of /etc/rancher/k3s/config.yaml for k3s {command} (flag names; `key+` appends)",
         "type": "object",

@@ -62,6 +62,17 @@ def dns_subdomain_problem(text: str) -> str | None:
     return None
 
 
+def node_name_problem(name: str) -> str | None:
+    """A Kubernetes Node name: a DNS-1123 subdomain (lower-case labels of a-z, 0-9 and '-', dots between)."""
+    return dns_subdomain_problem(name)
+
+
+def suggest_node_name(name: str) -> str:
+    """The nearest valid node name: lower case, other characters as '-', no '-' at label ends."""
+    labels = [re.sub(r"[^a-z0-9-]+", "-", part.lower()).strip("-") for part in name.split(".")]
+    return ".".join(label for label in labels if label)[:MAX_SUBDOMAIN_LENGTH] or "node-1"
+
+
 def label_key_problem(key: str) -> str | None:
     """A label or taint key: optional ``prefix/`` (a DNS subdomain) and a name of at most 63 characters."""
     prefix, _, name = key.rpartition("/")

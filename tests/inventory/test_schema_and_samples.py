@@ -12,7 +12,7 @@ import yaml
 
 from provisioner.errors import InventoryError
 from provisioner.inventory import json_schema, load_inventory, to_ansible_vars
-from provisioner.inventory.k3s_checks import MANAGED_KEYS, config_keys
+from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, config_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "inventories").glob("*.yml"))
@@ -154,5 +154,6 @@ def test_schema_config_keys_follow_the_flag_list() -> None:
     server_keys = set(json_schema()["$defs"]["variables"]["properties"]["k3s_server_config"]["propertyNames"]["enum"])
     assert "tls-san" in server_keys
     assert "tls-san+" in server_keys
-    assert not server_keys & set(MANAGED_KEYS)
-    assert {k for k in config_keys("server") if config_keys("server")[k].name not in MANAGED_KEYS} <= server_keys
+    refused = MANAGED_KEYS | UNSUPPORTED_KEYS
+    assert not server_keys & set(refused)
+    assert {k for k in config_keys("server") if config_keys("server")[k].name not in refused} <= server_keys
