@@ -141,6 +141,13 @@ def check_release_url(report: Report, url: object) -> str | None:
             "for a local directory use k3s_artifact_dir",
         )
         return None
+    if parts.scheme == "http":
+        report.warn(
+            "k3s_release_url",
+            f"{url!r} is plain HTTP: the sha256 file comes from the same server, so a changed binary on the way "
+            "would go unnoticed",
+            "use https, or a local copy whose checksums you verified with k3s_artifact_dir",
+        )
     return url.rstrip("/")
 
 
