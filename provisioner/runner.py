@@ -20,6 +20,11 @@ import ansible_runner
 
 from provisioner.paths import playbook_dir as shipped_playbook_dir
 
+# Environment variables that carry secrets into provision. ansible-runner copies the whole process environment into
+# every run's artifacts (artifacts/<id>/command) and into the playbook's process, so they must be gone before a run:
+# the CLI moves them into 0600 files first (cli/common.py), and Runner.run drops any that reappeared.
+SECRET_ENV = ("PROVISION_K3S_TOKEN", "PROVISION_DATASTORE_PASSWORD")
+
 # Event names ansible-runner reports per host and task.
 _HOST_RESULT_EVENTS = {
     "runner_on_ok": "ok",
@@ -153,8 +158,10 @@ class Runner:
         ssh: SshOptions,
         on_event: Callable[[HostEvent], None] | None = None,
         playbook_dir: Path | None = None,
+        base_extravars: Mapping[str, Any] | None = None,
     ) -> None:
         self.work_dir = work_dir
+        self.base_extravars = dict(base_extravars or {})  # every run gets these; a run's own extravars win
         self.ssh = ssh
         self.on_event = on_event
         self.playbook_dir = playbook_dir or shipped_playbook_dir()
@@ -177,6 +184,8 @@ class Runner:
                 captured.setdefault(data.get("host", ""), {})[data["task"]] = data.get("res") or {}
             return True
 
+        for name in SECRET_ENV:
+            os.environ.pop(name, None)
         cmdline = []
         if run.check:
             cmdline.append("--check")
@@ -187,7 +196,7 @@ class Runner:
             project_dir=str(self.playbook_dir),
             playbook=run.playbook,
             inventory=str(run.inventory),
-            extravars=dict(run.extravars),
+            extravars=self.base_extravars | dict(run.extravars),
             limit=run.limit,
             forks=run.forks,
             cmdline=" ".join(cmdline) or None,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.cli.output import JsonReporter, TextReporter
 from provisioner.errors import UsageError
 from provisioner.inventory import Cluster, load_inventory
 from provisioner.probe import SshSettings
-from provisioner.runner import Runner, SshOptions
+from provisioner.runner import SECRET_ENV, Runner, SshOptions
 from provisioner.state import ClusterState
 
 
@@ -45,6 +45,16 @@ def reporter_for(args: argparse.Namespace) -> TextReporter:
     return reporter
 
 
+@dataclass(frozen=True)
+class SecretFiles:
+    """Secrets the user exported (PROVISION_K3S_TOKEN, PROVISION_DATASTORE_PASSWORD), moved into 0600 files of the
+    cluster's state dir before anything runs: the variables leave the environment, so no runner artifact, child
+    process or task environment sees them, and only the files' paths travel as extra vars."""
+
+    token: Path | None = None
+    datastore_password: Path | None = None
+
+
 @dataclass
 class Session:
     """What every command that talks to hosts needs, built once from the arguments."""
@@ -55,9 +65,35 @@ class Session:
     reporter: TextReporter
     ssh: SshSettings
     ssh_options: SshOptions
+    secrets: SecretFiles = field(default_factory=SecretFiles)
 
     def runner(self) -> Runner:
-        return Runner(self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event)
+        # The datastore password file reaches every playbook, as the environment variable would have (the roles
+        # fall back to it when the inventory names no file).
+        base = {}
+        if self.secrets.datastore_password is not None:
+            base["k3s_datastore_password_file"] = str(self.secrets.datastore_password)
+        return Runner(self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base)
+
+
+def move_env_secrets(secrets_dir: Path) -> SecretFiles:
+    token_name, password_name = SECRET_ENV
+    token = take_secret_from_env(token_name)
+    password = take_secret_from_env(password_name)
+    return SecretFiles(
+        token=None if token is None else _write_secret(secrets_dir / "k3s-token", token),
+        datastore_password=None if password is None else _write_secret(secrets_dir / "datastore-password", password),
+    )
+
+
+def _write_secret(path: Path, value: str) -> Path:
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value.strip() + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def open_session(args: argparse.Namespace) -> Session:
@@ -73,6 +109,7 @@ def open_session(args: argparse.Namespace) -> Session:
     if known_hosts is not None and not known_hosts.is_file():
         raise UsageError(f"--known-hosts {known_hosts}: no such file")
     state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
+    secrets = move_env_secrets(state.root / "secrets")
     return Session(
         cluster=cluster,
         inventory=inventory.resolve(),
@@ -80,6 +117,7 @@ def open_session(args: argparse.Namespace) -> Session:
         reporter=reporter,
         ssh=SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking),
         ssh_options=SshOptions(known_hosts=known_hosts, host_key_checking=checking),
+        secrets=secrets,
     )
 
 

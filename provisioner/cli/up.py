@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from provisioner import kubeconfig
-from provisioner.cli.common import add_connection_options, add_inventory_options, open_session, take_secret_from_env
+from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
 from provisioner.errors import ProvisionError, UsageError
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.phases.base import Context, PhaseManager
+from provisioner.runner import SECRET_ENV
 from provisioner.state import RunReport
 
-TOKEN_ENV = "PROVISION_K3S_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
-DATASTORE_PASSWORD_ENV = "PROVISION_DATASTORE_PASSWORD"  # noqa: S105 - the variable's name
+TOKEN_ENV = SECRET_ENV[0]  # PROVISION_K3S_TOKEN, named in --token-file's help
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
-def _token_file(args: argparse.Namespace, secrets_dir: Path) -> Path | None:
+def _token_file(args: argparse.Namespace, session: Session) -> Path | None:
+    """--token-file, else PROVISION_K3S_TOKEN (already moved into a 0600 file by the session), else none."""
     if args.token_file is not None:
         path = Path(args.token_file).expanduser().resolve()
         if not path.is_file():
@@ -50,32 +50,7 @@ def _token_file(args: argparse.Namespace, secrets_dir: Path) -> Path | None:
         if path.stat().st_mode & 0o077:
             raise UsageError(f"--token-file {path} is readable by others; run: chmod 600 {path}")
         return path
-    token = take_secret_from_env(TOKEN_ENV)
-    if token is None:
-        return None
-    secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    path = secrets_dir / "k3s-token"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token.strip() + "\n")
-    return path
-
-
-def _datastore_password_file(secrets_dir: Path) -> Path | None:
-    """PROVISION_DATASTORE_PASSWORD, moved into a 0600 file the playbooks read on this machine.
-
-    The variable is removed from the environment first, so neither ansible-runner's artifacts nor any child
-    process sees it; only the path travels as an extra var. It wins over k3s_datastore_password_file.
-    """
-    password = take_secret_from_env(DATASTORE_PASSWORD_ENV)
-    if password is None:
-        return None
-    secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    path = secrets_dir / "datastore-password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password.strip() + "\n")
-    return path
+    return session.secrets.token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
         "k3s_kubeconfig_dest": str(session.state.kubeconfig),
         "provision_flavor": flavor.name,
     }
-    token_file = _token_file(args, session.state.root / "secrets")
+    token_file = _token_file(args, session)
     if token_file is not None:
         extravars["k3s_token_file"] = str(token_file)
-    datastore_password_file = _datastore_password_file(session.state.root / "secrets")
+    # PROVISION_DATASTORE_PASSWORD (moved into a file by the session) wins over the inventory's file.
+    datastore_password_file = session.secrets.datastore_password
     if datastore_password_file is None:
         datastore_password_file = cluster.k3s.datastore_password_file  # resolved against the inventory's folder
     if datastore_password_file is not None:
