@@ -4,52 +4,24 @@ the `ansible` package with its collections, so a module from any other collectio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ansible
 import pytest
-import yaml
 from ansible.playbook.block import Block
 from ansible.playbook.play import Play
 from ansible.playbook.task import Task
 
-from tests.playbook_code import PLAYBOOKS
+from tests.playbook_code import PLAYBOOKS, iter_tasks
 
 pytestmark = pytest.mark.unit
 
 TASK_KEYWORDS = set(Task.fattributes) | set(Block.fattributes) | {"local_action"}
-PLAY_TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 OWN_MODULES = {p.stem for p in PLAYBOOKS.rglob("library/*.py")}
 # ansible-core's own modules and actions (include_tasks, meta, set_fact... have a documentation stub under modules/).
 CORE = Path(ansible.__file__).parent
 CORE_MODULES = {p.stem for folder in ("modules", "plugins/action") for p in (CORE / folder).glob("*.py")}
-
-
-def _tasks(items: Any) -> Iterator[dict[str, Any]]:
-    for item in items or ():
-        if not isinstance(item, dict):
-            continue
-        if any(key in item for key in ("block", "rescue", "always")):
-            for key in ("block", "rescue", "always"):
-                yield from _tasks(item.get(key))
-            continue
-        yield item
-
-
-def _task_files() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in sorted(PLAYBOOKS.rglob("*.yml")):
-        data = yaml.safe_load(path.read_text()) or []
-        is_playbook = path.parent == PLAYBOOKS
-        if is_playbook:
-            for play in data:
-                for key in PLAY_TASK_LISTS:
-                    for task in _tasks(play.get(key)):
-                        yield path, task
-        elif path.parent.name in ("tasks", "handlers"):
-            for task in _tasks(data):
-                yield path, task
 
 
 def _action(task: dict[str, Any]) -> str | None:
@@ -61,7 +33,7 @@ def test_playbooks_are_plays_and_roles_use_builtin_or_own_modules() -> None:
     assert {"up.yml", "upgrade.yml", "reset.yml"} <= {p.name for p in PLAYBOOKS.glob("*.yml")}
     assert "import_playbook" not in Play.fattributes  # keys the walk must treat as plays, not tasks
     seen: dict[str, list[str]] = {}
-    for path, task in _task_files():
+    for path, task in iter_tasks():
         action = _action(task)
         assert action is not None, f"{path}: task {task.get('name')!r} has no module"
         seen.setdefault(action, []).append(str(path.relative_to(PLAYBOOKS)))
@@ -72,5 +44,6 @@ def test_playbooks_are_plays_and_roles_use_builtin_or_own_modules() -> None:
         if not (action.startswith("ansible.builtin.") or action in OWN_MODULES)
     }
     assert foreign == {}, "modules outside ansible-core and the content's library/ folders"
-    unknown = [a for a in seen if a.startswith("ansible.builtin.") and a.removeprefix("ansible.builtin.") not in CORE_MODULES]
+    builtin = [a for a in seen if a.startswith("ansible.builtin.")]
+    unknown = [a for a in builtin if a.removeprefix("ansible.builtin.") not in CORE_MODULES]
     assert unknown == []

@@ -36,8 +36,8 @@ def _ansible_render(tmp_path: Path, role_vars: dict[str, Any]) -> str:
         "name": "Render the Plans as the role does",
         "hosts": "localhost",
         "gather_facts": False,
-        "tasks": [{"name": "Write the Plans", "ansible.builtin.template": {"src": str(plan_template()), "dest": str(dest),
-                                                                          "mode": "0600"},
+        "tasks": [{"name": "Write the Plans",
+                   "ansible.builtin.template": {"src": str(plan_template()), "dest": str(dest), "mode": "0600"},
                    "vars": task["vars"]}],
     }]
     playbook = tmp_path / "render.yml"
