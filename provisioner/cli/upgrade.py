@@ -230,6 +230,13 @@ def _execute(
     started = time.monotonic()
     error: ProvisionError | None = None
     backup = plan.servers_change and not args.no_backup
+    if backup and session.cluster.datastore == "external":
+        # Its state lives in the database: the database's own tools back it up (provision has no way to restore it).
+        session.reporter.warn(
+            "no backup before the upgrade: the cluster state is in its external datastore; "
+            "back that database up with its own tools"
+        )
+        backup = False
     if manifest is not None and args.plan_out is not None:
         _write_manifest(args.plan_out, manifest)
     try:
