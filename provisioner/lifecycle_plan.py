@@ -154,6 +154,36 @@ def check_removable(cluster: Cluster, host_name: str) -> Host:
     return host
 
 
+def check_partial_reset(
+    cluster: Cluster, targets: Sequence[str], nodes: Mapping[str, Node], *, embedded_etcd: bool
+) -> None:
+    """`reset --limit` cleans hosts but leaves their nodes in the cluster: a reset server's etcd member stays listed
+    and stops answering. Refuse (RemovalRefusedError) when no server would be left, or when the etcd members still
+    running after the reset would be fewer than a quorum of the listed members."""
+    servers = [h.name for h in cluster.servers]
+    reset_servers = [s for s in servers if s in targets]
+    if not reset_servers:
+        return
+    remaining = [s for s in servers if s not in targets]
+    if not remaining:
+        raise RemovalRefusedError(
+            f"--limit names every server ({', '.join(reset_servers)}): the agents would be left without a cluster. "
+            "Reset every host (no --limit) to tear the cluster down."
+        )
+    if not embedded_etcd:
+        return
+    members = [s for s in servers if s in nodes]
+    running = [s for s in members if s not in targets and node_ready(nodes[s])]
+    if len(running) < quorum(len(members)):
+        raise RemovalRefusedError(
+            f"resetting {', '.join(reset_servers)} stops {'its' if len(reset_servers) == 1 else 'their'} etcd "
+            f"member{'s' if len(reset_servers) > 1 else ''} but keeps {'it' if len(reset_servers) == 1 else 'them'} "
+            f"listed: {len(running)} of {len(members)} members would run, below the quorum of "
+            f"{quorum(len(members))}, and the API would stop. Take servers out with `provision remove-node` "
+            "one at a time, or reset one server at a time and let `up` rejoin it."
+        )
+
+
 def plan_removal(
     cluster: Cluster,
     host_name: str,

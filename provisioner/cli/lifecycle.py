@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,28 @@ from typing import Any
 import yaml
 
 from provisioner.cli.common import Session
-from provisioner.errors import UsageError
+from provisioner.errors import RefusedError, UsageError
+from provisioner.lifecycle_plan import Node
 from provisioner.paths import role_file
+from provisioner.phases.membership import read_node_list
 from provisioner.runner import PlaybookResult, PlaybookRun
 from provisioner.state import PhaseReport, RunReport
 
 CLEANUP_TASK = "Remove processes, pod namespaces, mounts, interfaces and firewall chains"
+
+
+def read_nodes(session: Session, avoid: Sequence[str]) -> dict[str, Node]:
+    """The node list as the first server outside `avoid` that answers sees it; else as a server in `avoid` sees it
+    (so that a server whose inventory peers are no longer nodes is judged the last one, not unanswered)."""
+    runner = session.runner()
+    servers = [s.name for s in session.cluster.servers]
+    for server in [*(s for s in servers if s not in avoid), *(s for s in servers if s in avoid)]:
+        nodes = read_node_list(runner, session.inventory, server)
+        if nodes is not None:
+            return nodes
+    raise RefusedError(
+        f"no server other than {', '.join(avoid)} answered with the node list; the cluster's state cannot be checked"
+    )
 
 
 def confirm(args: argparse.Namespace, question: str) -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 
 from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
-from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows
+from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows, read_nodes
 from provisioner.errors import PhaseFailedError, RefusedError, UsageError
 from provisioner.lifecycle_plan import (
     ETCD_LABEL,
-    Node,
     RemovalPlan,
     RemovalRefusedError,
     check_removable,
     plan_removal,
 )
-from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, read_node_list, save_fingerprints
+from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.probe import probe_hosts
 from provisioner.runner import PlaybookRun
 from provisioner.state import RunReport
@@ -38,18 +37,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
-def _node_list(session: Session, host: str) -> dict[str, Node]:
-    """Nodes as the first other server that answers sees them; else as the server being removed sees them (so
-    that a server whose inventory peers are no longer nodes is refused as the last one, not as unanswered)."""
-    runner = session.runner()
-    servers = [s.name for s in session.cluster.servers]
-    for server in [*(s for s in servers if s != host), *(s for s in servers if s == host)]:
-        nodes = read_node_list(runner, session.inventory, server)
-        if nodes is not None:
-            return nodes
-    raise RefusedError(f"no server other than {host} answered with the node list; the cluster cannot remove a node now")
-
-
 def _plan(session: Session, args: argparse.Namespace) -> RemovalPlan:
     cluster = session.cluster
     if args.host not in {h.name for h in cluster.hosts}:
@@ -58,7 +45,7 @@ def _plan(session: Session, args: argparse.Namespace) -> RemovalPlan:
         check_removable(cluster, args.host)  # before contacting anything: the last server needs no node list
     except RemovalRefusedError as exc:
         raise RefusedError(str(exc)) from None
-    nodes = _node_list(session, args.host)
+    nodes = read_nodes(session, avoid=[args.host])
     target = next(h for h in cluster.hosts if h.name == args.host)
     reachable = probe_hosts([target], session.ssh)[args.host].reachable
     embedded = any(ETCD_LABEL in (n.get("metadata", {}).get("labels") or {}) for n in nodes.values())

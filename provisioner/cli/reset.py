@@ -11,9 +11,18 @@ import argparse
 from pathlib import Path
 
 from provisioner import kubeconfig
-from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
-from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows, prerequisite_packages
-from provisioner.errors import PhaseFailedError, UsageError
+from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
+from provisioner.cli.lifecycle import (
+    CLEANUP_TASK,
+    PhaseRun,
+    confirm,
+    finish,
+    host_rows,
+    prerequisite_packages,
+    read_nodes,
+)
+from provisioner.errors import PhaseFailedError, RefusedError, UsageError
+from provisioner.lifecycle_plan import ETCD_LABEL, RemovalRefusedError, check_partial_reset
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.runner import PlaybookRun
 from provisioner.state import RunReport
@@ -41,6 +50,19 @@ def _targets(args: argparse.Namespace, declared: list[str]) -> list[str]:
     return [h for h in declared if h in args.limit]
 
 
+def _check_quorum(session: Session, targets: list[str]) -> None:
+    """A partial reset that includes servers must leave a server, and embedded etcd a quorum (read from the nodes)."""
+    if not any(s.name in targets for s in session.cluster.servers):
+        return
+    try:
+        check_partial_reset(session.cluster, targets, {}, embedded_etcd=False)  # every server named: no need to ask
+        nodes = read_nodes(session, avoid=targets)
+        embedded = any(ETCD_LABEL in (n.get("metadata", {}).get("labels") or {}) for n in nodes.values())
+        check_partial_reset(session.cluster, targets, nodes, embedded_etcd=embedded)
+    except RemovalRefusedError as exc:
+        raise RefusedError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     session = open_session(args)
     cluster, reporter = session.cluster, session.reporter
@@ -52,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             "--limit resets hosts without removing them from the cluster; to take a node out, use "
             "`provision remove-node HOST`"
         )
+        _check_quorum(session, targets)
     confirm(args, f"Remove K3s and all its data from {len(targets)} host(s) of cluster {cluster.name!r}?")
     report = RunReport(command="reset", cluster=cluster.name, inventory=str(session.inventory))
     phases = PhaseRun(session, report)

@@ -13,6 +13,7 @@ from provisioner.lifecycle_plan import (
     CONTROL_PLANE_LABEL,
     ETCD_LABEL,
     RemovalRefusedError,
+    check_partial_reset,
     host_fingerprint,
     limit_pattern,
     plan_converge,
@@ -140,3 +141,25 @@ def test_servers_listed_but_no_longer_nodes_do_not_count(tmp_path: Path) -> None
     with pytest.raises(RemovalRefusedError, match=r"last server of the cluster \(s2, s3 in the inventory are not"):
         plan_removal(ha, "s1", {"s1": node("s1", server=True, etcd=True)}, reachable=True, force=False,
                      embedded_etcd=True)
+
+
+def test_partial_reset_keeps_a_server_and_etcd_quorum(tmp_path: Path) -> None:
+    """reset --limit leaves the reset servers listed as etcd members that no longer answer."""
+    ha = cluster(tmp_path, 3, 1)
+    nodes = {n: node(n, server=True, etcd=True) for n in ("s1", "s2", "s3")} | {"a1": node("a1")}
+    check_partial_reset(ha, ["a1"], nodes, embedded_etcd=True)
+    check_partial_reset(ha, ["s3"], nodes, embedded_etcd=True)  # 2 of 3 members keep running: quorum holds
+    with pytest.raises(RemovalRefusedError, match="1 of 3 members would run, below the quorum of 2"):
+        check_partial_reset(ha, ["s2", "s3"], nodes, embedded_etcd=True)
+    one_down = nodes | {"s2": node("s2", server=True, etcd=True, ready=False)}
+    with pytest.raises(RemovalRefusedError, match="1 of 3 members would run"):
+        check_partial_reset(ha, ["s3"], one_down, embedded_etcd=True)
+    with pytest.raises(RemovalRefusedError, match="names every server"):
+        check_partial_reset(ha, ["s1", "s2", "s3"], nodes, embedded_etcd=True)
+
+    # s3 listed in the inventory but never joined: two members, and one of them cannot go.
+    pair = {n: node(n, server=True, etcd=True) for n in ("s1", "s2")}
+    with pytest.raises(RemovalRefusedError, match="1 of 2 members would run"):
+        check_partial_reset(ha, ["s2"], pair, embedded_etcd=True)
+    # Without embedded etcd (SQLite or an external datastore) only "a server is left" counts.
+    check_partial_reset(ha, ["s2", "s3"], pair, embedded_etcd=False)
