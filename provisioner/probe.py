@@ -46,6 +46,8 @@ from pyinfra.api.state import State
 from pyinfra.connectors.sshuserclient import client as pyinfra_ssh_client
 from pyinfra.facts import hardware, server
 
+from provisioner import arch as arch_table
+
 # ----- what the probe needs from an inventory host ----------------------------------------------------------------
 
 
@@ -190,22 +192,6 @@ class Finding:
 
 # ----- probing ----------------------------------------------------------------------------------------------------
 
-#: k3s publishes binaries for these (install.sh: x86_64/amd64 -> amd64, aarch64/arm64 -> arm64, armv7 -> arm
-#: with the -armhf suffix, s390x). ARMv6 (Pi Zero/1) matches install.sh's arm* pattern but cannot run the
-#: ARMv7 binary, so it stays unmapped and is reported as unsupported.
-UNAME_TO_K3S_ARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armv7l": "arm",
-    "armv7": "arm",
-    "armv8l": "arm",  # 32-bit userland on a 64-bit ARM core
-    "armhf": "arm",
-    "s390x": "s390x",
-}
-K3S_ARCHES = ("amd64", "arm64", "arm", "s390x")
-ARCH_ALIASES = {"armhf": "arm"}  # the inventory's armhf is k3s's arm
 
 PROBE_SCRIPT_MARK = "provision-probe"
 
@@ -639,7 +625,7 @@ def k3s_arch(uname_machine: str | None) -> str | None:
     """k3s's name for a ``uname -m``, or the raw name when k3s has no binary for it."""
     if not uname_machine:
         return None
-    return UNAME_TO_K3S_ARCH.get(uname_machine, uname_machine)
+    return arch_table.release_arch(uname_machine) or uname_machine
 
 
 _RPI_MODELS: tuple[tuple[str, str], ...] = (
@@ -845,16 +831,12 @@ def _check_privileges(host: HostLike, facts: HostFacts) -> list[Finding]:
     return []
 
 
-def _canonical_arch(arch: str) -> str:
-    return ARCH_ALIASES.get(arch, arch)
-
-
 def _check_arch(host: HostLike, facts: HostFacts) -> list[Finding]:
     findings: list[Finding] = []
     if facts.arch is None:
         return findings
     declared = host.hardware.arch
-    if declared and _canonical_arch(declared) != _canonical_arch(facts.arch):
+    if declared and arch_table.canonical(declared) != arch_table.canonical(facts.arch):
         findings.append(
             Finding(
                 host.name,
@@ -864,13 +846,15 @@ def _check_arch(host: HostLike, facts: HostFacts) -> list[Finding]:
                 f"set provision_hardware.arch: {facts.arch} or remove it (it is probed)",
             )
         )
-    if facts.arch not in K3S_ARCHES:
+    if facts.arch not in arch_table.release_arches():
+        reason = arch_table.refused_reason(facts.arch_raw or facts.arch)
+        released = ", ".join(arch_table.inventory_arches())
         findings.append(
             Finding(
                 host.name,
                 "arch-supported",
                 "error",
-                f"K3s publishes no binary for {facts.arch_raw} (only amd64, arm64, armhf/ARMv7, s390x)",
+                f"K3s publishes no binary for {facts.arch_raw}: {reason or f'it is released for {released} only'}",
                 "install a 64-bit (arm64) or ARMv7 OS image; ARMv6 boards (Pi Zero/1) cannot run K3s",
             )
         )

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from provisioner.inventory.model import ARCH_ALIASES, ARCHES, BOARD_ARCHES, BOARDS, Hardware
+from provisioner import arch as arch_table
+from provisioner.inventory.model import BOARD_ARCHES, BOARDS, Hardware
 from provisioner.inventory.report import Report
 from provisioner.inventory.syntax import kubelet_label_problem, label_key_problem, label_value_problem, taint_problem
 
-# uname -m names people copy into the inventory -> the name k3s uses.
-_UNAME_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "armv7": "armhf", "armv6l": "armhf"}
 _HARDWARE_KEYS = ("arch", "board", "memory_mb")
 _MAX_PORT = 65535
 
@@ -47,22 +46,26 @@ def check_hardware(report: Report, host: str, value: object) -> Hardware:
 def _arch(report: Report, host: str, arch: object) -> str | None:
     if arch is None:
         return None
-    supported = f"{', '.join(ARCHES)} (or arm for armhf)"
+    aliases = arch_table.inventory_aliases()
+    supported = ", ".join(arch_table.inventory_arches()) + "".join(f" (or {a} for {n})" for a, n in aliases.items())
     if not isinstance(arch, str):
         report.error(
             ("provision_hardware", "arch"), f"must be a string, found {arch!r}", f"use one of {supported}", host=host
         )
         return None
-    arch = ARCH_ALIASES.get(arch, arch)
-    if arch in ARCHES:
+    arch = aliases.get(arch, arch)
+    if arch in arch_table.inventory_arches():
         return arch
-    if arch in _UNAME_ARCHES:
-        fix = f"write {_UNAME_ARCHES[arch]} (k3s's name for {arch})"
+    refused = arch_table.refused_reason(arch)
+    release = arch_table.release_arch(arch)
+    message = f"{arch!r} is not an architecture k3s ships binaries for"
+    if refused:
+        message, fix = f"{arch!r} cannot run K3s: {refused}", "install a 64-bit (arm64) or ARMv7 OS, or remove the host"
+    elif release:
+        fix = f"write {arch_table.inventory_name(release)} (k3s's name for {arch})"
     else:
         fix = f"use one of {supported}, or remove the host"
-    report.error(
-        ("provision_hardware", "arch"), f"{arch!r} is not an architecture k3s ships binaries for", fix, host=host
-    )
+    report.error(("provision_hardware", "arch"), message, fix, host=host)
     return None
 
 

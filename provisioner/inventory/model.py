@@ -21,9 +21,7 @@ DEFAULT_FLAVOR = "k3s"
 DEFAULT_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
 # Image the system-upgrade-controller runs to upgrade a node (`upgrade --strategy plan`); it adds the version as tag.
 DEFAULT_UPGRADE_IMAGE = "rancher/k3s-upgrade"
-# k3s ships binaries for these architectures only (install.sh); `arm` is accepted as another name for armhf.
-ARCHES = ("amd64", "arm64", "armhf", "s390x")
-ARCH_ALIASES = {"arm": "armhf"}
+# provision_hardware.arch takes the names in provisioner/arch.py (the k3s role's architecture table).
 BOARDS = ("generic", "vm", "rpi3", "rpi4", "rpi5", "jetson-nano", "jetson-orin", "jetson-xavier", "other-arm")
 # Which architectures a board can run; boards missing here run anything.
 BOARD_ARCHES: dict[str, tuple[str, ...]] = {

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner import arch as arch_table
 from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, Command, config_keys
-from provisioner.inventory.model import ARCH_ALIASES, ARCHES, BOARDS, FLAVORS, TAINT_EFFECTS
+from provisioner.inventory.model import BOARDS, FLAVORS, TAINT_EFFECTS
 
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
@@ -86,7 +87,7 @@ def _variables_schema() -> dict[str, Any]:
             "provision_hardware": {
                 "type": "object",
                 "properties": {
-                    "arch": {"enum": list(ARCHES) + list(ARCH_ALIASES)},
+                    "arch": {"enum": [*arch_table.inventory_arches(), *arch_table.inventory_aliases()]},
                     "board": {"enum": list(BOARDS)},
                     "memory_mb": {"type": "integer", "minimum": 1},
                 },
