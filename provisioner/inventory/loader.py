@@ -105,6 +105,7 @@ ROLE_TUNABLES = (
     "k3s_backup_dir",
     "k3s_backup_name",
     "k3s_backup_restore_from",
+    "k3s_backup_external_datastore",
     "k3s_remove_node",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
