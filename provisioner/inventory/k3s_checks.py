@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from provisioner.inventory import k3s_flags
@@ -149,6 +149,29 @@ def check_release_url(report: Report, url: object) -> str | None:
             "use https, or a local copy whose checksums you verified with k3s_artifact_dir",
         )
     return url.rstrip("/")
+
+
+# Locations K3s is run with: provision writes config.yaml, backs up, upgrades and resets there. K3s is not told other
+# values (no data-dir, config file or https-listen-port is written), so other values are refused, not ignored.
+FIXED_LOCATIONS: dict[str, object] = {
+    "k3s_data_dir": "/var/lib/rancher/k3s",
+    "k3s_config_dir": "/etc/rancher/k3s",
+    "k3s_api_port": 6443,
+}
+
+
+def check_fixed_locations(report: Report, ref: Mapping[str, Any]) -> None:
+    """k3s_data_dir, k3s_config_dir and k3s_api_port may only repeat K3s's own values."""
+    for name, default in FIXED_LOCATIONS.items():
+        value = ref.get(name)
+        if value is None or _is_template(value) or str(value).rstrip("/") == str(default):
+            continue
+        report.error(
+            name,
+            f"{value!r} is not supported: K3s would still use {default}, while provision's config, backup, upgrade "
+            "and reset would look elsewhere",
+            f"remove {name} (K3s's own {default} is used)",
+        )
 
 
 AIRGAP_IMAGE_FORMATS = ("tar.zst", "tar.gz", "tar")  # what K3s releases publish k3s-airgap-images-<arch> as

@@ -377,6 +377,7 @@ class _Builder:
         is_k3s = flavor == "k3s"
         if is_k3s:
             k3s_checks.check_version_and_channel(report, version, channel)
+            k3s_checks.check_fixed_locations(report, ref)
         if url_given and is_k3s:
             release_url = k3s_checks.check_release_url(report, ref["k3s_release_url"])
         if ref.get("k3s_artifact_dir") is not None and is_k3s:
