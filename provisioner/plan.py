@@ -10,19 +10,18 @@ to what the CLI read, so the CLI and the playbooks refuse alike.
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, total_ordering
 from types import ModuleType
 from typing import Literal
 
+from provisioner import grammar
 from provisioner.paths import role_file
 
 Role = Literal["server", "agent"]
 # rolling: provision drains, swaps and restarts each node over SSH; plan: system-upgrade-controller Plans do it.
 Strategy = Literal["rolling", "plan"]
-_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 RULES_FILE = ("k3s_upgrade", "filter_plugins", "k3s_upgrade_filters.py")  # a file of the shipped roles
 
 
@@ -51,9 +50,9 @@ class K3sVersion:
     @classmethod
     def parse(cls, text: str) -> K3sVersion:
         """Parse `v1.28.4+k3s2` (also the kubeletVersion a node reports); ValueError with the expected form."""
-        match = _VERSION.match(text.strip())
+        match = grammar.k3s_version().VERSION.match(text.strip())
         if match is None:
-            raise ValueError(f"{text!r} is not a K3s version of the form vMAJOR.MINOR.PATCH+k3sN (e.g. v1.28.4+k3s2)")
+            raise ValueError(f"{text!r} is not a K3s version of the form {grammar.k3s_version_form()}")
         major, minor, patch, build = (int(g) for g in match.groups())
         return cls(major, minor, patch, build)
 

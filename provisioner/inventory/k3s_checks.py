@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from provisioner.grammar import k3s_version_form, k3s_version_valid
 from provisioner.inventory import k3s_flags
 from provisioner.inventory.ansible_source import VAULTED
 from provisioner.inventory.k3s_flags import Flag
 from provisioner.inventory.model import DEFAULT_UPGRADE_IMAGE
 from provisioner.inventory.report import Report
-from provisioner.inventory.syntax import CHANNEL_RE, VERSION_FORM, VERSION_RE, image_repository_problem, version_fix
+from provisioner.inventory.syntax import CHANNEL_RE, image_repository_problem, version_fix
 from provisioner.inventory.yamlfile import VarPath
 
 Command = Literal["server", "agent"]
@@ -80,7 +81,7 @@ def check_version_and_channel(report: Report, version: object, channel: object) 
         report.error(
             "k3s_version",
             "neither k3s_version nor k3s_channel is set",
-            f"pin a release with k3s_version ({VERSION_FORM}) for reproducible installs, "
+            f"pin a release with k3s_version ({k3s_version_form()}) for reproducible installs, "
             "or follow a channel with k3s_channel (stable, latest, testing, v1.28)",
             line=report.all_line,
         )
@@ -102,12 +103,12 @@ def _check_version(report: Report, version: object) -> None:
         report.error(
             "k3s_version",
             f"must be a string, YAML read {type(version).__name__} {version!r}",
-            f"quote it and use the form {VERSION_FORM}",
+            f"quote it and use the form {k3s_version_form()}",
         )
-    elif not VERSION_RE.match(version):
+    elif not k3s_version_valid(version):
         report.error(
             "k3s_version",
-            f"{version!r} is not a k3s release name (expected {VERSION_FORM})",
+            f"{version!r} is not a k3s release name (expected {k3s_version_form()})",
             version_fix(version),
         )
 
@@ -116,7 +117,7 @@ def _check_channel(report: Report, channel: object) -> None:
     if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
         shown = channel if isinstance(channel, str) else f"{type(channel).__name__} {channel!r}"
         fix = "use stable, latest, testing or a minor line such as v1.28"
-        if isinstance(channel, str) and VERSION_RE.match(channel):
+        if isinstance(channel, str) and k3s_version_valid(channel):
             fix = f"a full release belongs in k3s_version: {channel}"
         elif isinstance(channel, float | int):
             fix = f'quote a minor line and prefix it with v: k3s_channel: "v{channel}"'
@@ -226,7 +227,7 @@ def check_artifact_dir(report: Report, value: object, base: Path, *, version: ob
             f"directory {str(path)!r} does not exist",
             "create it with the release layout (<dir>/<version>/k3s, sha256sum-<arch>.txt) or fix the path",
         )
-    elif isinstance(version, str) and VERSION_RE.match(version) and not (path / version).is_dir():
+    elif isinstance(version, str) and k3s_version_valid(version) and not (path / version).is_dir():
         report.error(
             "k3s_artifact_dir",
             f"{str(path)!r} has no {version}/ subdirectory",

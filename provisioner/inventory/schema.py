@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner import arch as arch_table
+from provisioner.grammar import k3s_version_pattern
 from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, Command, config_keys
 from provisioner.inventory.model import BOARDS, FLAVORS, TAINT_EFFECTS
 
@@ -65,7 +66,7 @@ def _variables_schema() -> dict[str, Any]:
             "provision_flavor": {"enum": list(FLAVORS)},
             "provision_api_endpoint": {"type": "string", "description": "host name or IP of the API (LB, VIP)"},
             "provision_accept_even_servers": {"type": "boolean"},
-            "k3s_version": {"type": "string", "pattern": r"^v\d+\.\d+\.\d+(-rc\d+)?\+k3s\d+$"},
+            "k3s_version": {"type": "string", "pattern": k3s_version_pattern()},
             "k3s_channel": {"type": "string", "pattern": r"^(stable|latest|testing|v\d+\.\d+)$"},
             "k3s_release_url": {"type": "string", "pattern": "^https?://[^/]"},
             "k3s_artifact_dir": {"type": "string", "minLength": 1},

@@ -10,17 +10,16 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from provisioner.grammar import k3s_version_form
 from provisioner.inventory.model import TAINT_EFFECTS
 
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOST_LABEL_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
 _QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-rc\d+)?\+k3s(\d+)$")
 CHANNEL_RE = re.compile(r"^(stable|latest|testing|v\d+\.\d+)$")
 MAX_LABEL_LENGTH = 63  # DNS-1123 label, label name and label value
 MAX_SUBDOMAIN_LENGTH = 253
-VERSION_FORM = "vMAJOR.MINOR.PATCH+k3sN, e.g. v1.28.4+k3s2"
 # An image repository as container runtimes read it (the distribution reference grammar) without tag or digest:
 # an optional registry host[:port]/, then lower-case path components. The k3s_upgrade role asserts the same pattern
 # (roles/k3s_upgrade/vars/main.yml).
@@ -147,11 +146,17 @@ def version_fix(text: str) -> str:
     if re.fullmatch(r"v?\d+\.\d+", text):
         minor = text if text.startswith("v") else "v" + text
         return f"pin a release such as {minor}.4+k3s1, or set k3s_channel: {minor} to follow that minor line"
-    match = re.fullmatch(r"v?(\d+\.\d+\.\d+(?:-rc\d+)?)(?:[-+._]?k3s(\d+))?", text)
+    candidate = re.fullmatch(r"v?(\d+\.\d+\.\d+)-rc\d+(?:[-+._]?k3s\d+)?", text)
+    if candidate:
+        return (
+            f"release candidates are not installed by provision; pin a release such as v{candidate.group(1)}+k3s1 "
+            "once it is out"
+        )
+    match = re.fullmatch(r"v?(\d+\.\d+\.\d+)(?:[-+._]?k3s(\d+))?", text)
     if match:
         build = match.group(2) or "1"
         return f"write it as v{match.group(1)}+k3s{build} (check the exact build on the k3s releases page)"
-    return f"use the form {VERSION_FORM}"
+    return f"use the form {k3s_version_form()}"
 
 
 def image_repository_problem(text: str) -> str | None:

@@ -8,16 +8,29 @@ Ansible to plan. Versions are [major, minor, patch, build] lists, e.g. [1, 28, 4
 
 from __future__ import annotations
 
-import re
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)")
+
+def _grammar() -> ModuleType:
+    """The version grammar, written once in the k3s role (roles/k3s/filter_plugins/k3s_version.py)."""
+    path = Path(__file__).resolve().parents[2] / "k3s" / "filter_plugins" / "k3s_version.py"
+    spec = importlib.util.spec_from_file_location("provision_k3s_version_grammar", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the K3s version grammar from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_GRAMMAR = _grammar()
 
 
 def version_key(text: str) -> list[int]:
     """[major, minor, patch, build] of the first K3s version in `text` (e.g. `k3s --version` output); [] if none."""
-    match = _VERSION.search(text or "")
-    return [int(g) for g in match.groups()] if match else []
+    return list(_GRAMMAR.version_key(text))
 
 
 def quorum(members: int) -> int:
