@@ -7,23 +7,14 @@ inventory check, the JSON Schema and the upgrade plan. Loaded on first use, neve
 
 from __future__ import annotations
 
-import importlib.util
-from functools import cache
 from types import ModuleType
 
-from provisioner.paths import role_file
+from provisioner.paths import role_code
 
 
-@cache
 def k3s_version() -> ModuleType:
     """The module with VERSION (a compiled pattern), VERSION_BODY, VERSION_FORM, version_key, k3s_version_valid."""
-    path = role_file("k3s", "filter_plugins", "k3s_version.py")
-    spec = importlib.util.spec_from_file_location("provision_k3s_version_grammar", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the K3s version grammar from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return role_code("k3s", "filter_plugins", "k3s_version.py")
 
 
 def k3s_version_valid(text: object) -> bool:

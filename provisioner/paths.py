@@ -7,8 +7,10 @@ and a checkout all answer with a real folder that ansible-runner can use as its 
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 CONTENT_PACKAGE = "provisioner.playbooks"
 
@@ -28,3 +30,16 @@ def playbook_dir() -> Path:
 def role_file(role: str, *parts: str) -> Path:
     """A file of one of the shipped roles, e.g. role_file('k3s_prereq', 'defaults', 'main.yml')."""
     return playbook_dir().joinpath("roles", role, *parts)
+
+
+@cache
+def role_code(role: str, *parts: str) -> ModuleType:
+    """Python that a role ships for Ansible (a filter plugin holding rules or a grammar), loaded as a module so the
+    CLI applies the very same code; loaded once, on first use."""
+    path = role_file(role, *parts)
+    spec = importlib.util.spec_from_file_location(f"provision_role_{role}_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,15 +9,14 @@ to what the CLI read, so the CLI and the playbooks refuse alike.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, total_ordering
+from functools import total_ordering
 from types import ModuleType
 from typing import Literal
 
 from provisioner import grammar
-from provisioner.paths import role_file
+from provisioner.paths import role_code
 
 Role = Literal["server", "agent"]
 # rolling: provision drains, swaps and restarts each node over SSH; plan: system-upgrade-controller Plans do it.
@@ -25,16 +24,9 @@ Strategy = Literal["rolling", "plan"]
 RULES_FILE = ("k3s_upgrade", "filter_plugins", "k3s_upgrade_filters.py")  # a file of the shipped roles
 
 
-@cache
 def _rules() -> ModuleType:
     """The role's rules file, loaded on first use (commands that never plan an upgrade never read it)."""
-    path = role_file(*RULES_FILE)
-    spec = importlib.util.spec_from_file_location("provision_k3s_upgrade_rules", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the upgrade rules from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return role_code(*RULES_FILE)
 
 
 @total_ordering
