@@ -44,8 +44,9 @@ def _replace(entries: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[d
     return [e for e in entries if e.get("name") not in names] + new
 
 
-def merge(source: Path, target: Path, switch_context: bool = True) -> str:
-    """Merge `source` into `target`; return the context name."""
+def merge(source: Path, target: Path, switch_context: bool = True) -> tuple[str, str]:
+    """Merge `source` into `target`; return (the merged context's name, the current context afterwards). The
+    current context changes only when asked, or when the target had none."""
     incoming = _load(source)
     current = _load(target)
     for key in ("clusters", "users", "contexts"):
@@ -56,7 +57,7 @@ def merge(source: Path, target: Path, switch_context: bool = True) -> str:
     current.setdefault("apiVersion", "v1")
     current.setdefault("kind", "Config")
     write_private(target, yaml.safe_dump(current, default_flow_style=False, sort_keys=False))
-    return context
+    return context, str(current.get("current-context") or "")
 
 
 def remove_context(target: Path, name: str) -> bool:

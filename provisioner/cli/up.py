@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--no-merge-kubeconfig", action="store_true", help="only keep the kubeconfig in the state dir")
     parser.add_argument(
+        "--use-context",
+        action="store_true",
+        help="make the cluster's context kubectl's current one (default: only when the kubeconfig has none)",
+    )
+    parser.add_argument(
         "--all",
         action="store_true",
         help="run on every host, not only on hosts that are new or changed since the last successful run",
@@ -90,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     context_name = None
     if not args.check and _phase_ok(report, "kubeconfig") and not args.no_merge_kubeconfig:
         target = args.kubeconfig or kubeconfig.default_kubeconfig_path()
-        context_name = kubeconfig.merge(session.state.kubeconfig, Path(target))
-        reporter.info(f"kubeconfig: context {context_name!r} merged into {target}")
+        context_name, current = kubeconfig.merge(
+            session.state.kubeconfig, Path(target), switch_context=args.use_context
+        )
+        note = "it is the current context" if current == context_name else (
+            f"the current context stays {current!r}; use --use-context, or kubectl --context {context_name}"
+        )
+        reporter.info(f"kubeconfig: context {context_name!r} merged into {target} ({note})")
     rows = _summary_rows(ctx)
     report.hosts = {r["host"]: r for r in rows}
     report.status = "failed" if error else "ok"

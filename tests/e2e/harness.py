@@ -88,7 +88,8 @@ class LabCluster:
 
     def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["kubectl", *args], capture_output=True, text=True, env=self.env(), timeout=60, check=False
+            ["kubectl", "--context", self.name, *args], capture_output=True, text=True, env=self.env(), timeout=60,
+            check=False,
         )
 
     def nodes(self) -> dict[str, dict[str, Any]]:

@@ -44,7 +44,7 @@ def test_up_then_kubectl_then_noop_rerun(cluster: LabCluster) -> None:
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {"v1.28.4+k3s2"}
     config = cluster.kubeconfig_data()
     assert {c["name"] for c in config["contexts"]} == {"elsewhere", "lab"}
-    assert config["current-context"] == "lab"
+    assert config["current-context"] == "elsewhere", "up switched kubectl's current context without --use-context"
     server = next(c for c in config["clusters"] if c["name"] == "lab")["cluster"]["server"]
     assert server == f"https://{cluster.lab.ip('s1')}:6443"
     assert (cluster.state_dir / "lab" / "kubeconfig").stat().st_mode & 0o777 == 0o600
@@ -57,8 +57,9 @@ def test_up_then_kubectl_then_noop_rerun(cluster: LabCluster) -> None:
     assert before == after, "a rerun with nothing to change restarted a service"
 
     # The rerun above may skip hosts already as described; --all runs every role on every host: still 0 changed.
-    forced = cluster.up("--all")
+    forced = cluster.up("--all", "--use-context")
     assert forced.rc == 0, forced.stdout + forced.stderr
+    assert cluster.kubeconfig_data()["current-context"] == "lab"
     assert {p["name"] for p in forced.report["phases"] if p["status"] == "ok"} >= {"prepare", "install"}
     assert forced.changed_total() == 0, forced.changed_by_host()
     assert before == {h: unit_invocation(cluster.lab, h, u) for h, u in (("s1", "k3s"), ("a1", "k3s-agent"))}

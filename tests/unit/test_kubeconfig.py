@@ -27,7 +27,7 @@ def test_merge_keeps_other_contexts_and_replaces_own(tmp_path: Path) -> None:
     target.write_text(yaml.safe_dump(_config("work", "https://work:6443")))
     source = tmp_path / "new"
     source.write_text(yaml.safe_dump(_config("edge", "https://10.0.0.1:6443")))
-    assert kubeconfig.merge(source, target) == "edge"
+    assert kubeconfig.merge(source, target) == ("edge", "edge")
     source.write_text(yaml.safe_dump(_config("edge", "https://10.0.0.2:6443")))
     kubeconfig.merge(source, target)
     merged = yaml.safe_load(target.read_text())
@@ -44,8 +44,10 @@ def test_merge_without_switch_keeps_current_context(tmp_path: Path) -> None:
     target.write_text(yaml.safe_dump(_config("work", "https://work:6443")))
     source = tmp_path / "new"
     source.write_text(yaml.safe_dump(_config("edge", "https://e:6443")))
-    kubeconfig.merge(source, target, switch_context=False)
+    assert kubeconfig.merge(source, target, switch_context=False) == ("edge", "work")
     assert yaml.safe_load(target.read_text())["current-context"] == "work"
+    fresh = tmp_path / "fresh"
+    assert kubeconfig.merge(source, fresh, switch_context=False) == ("edge", "edge")  # none before: this one
 
 
 def test_merge_into_missing_file_creates_it(tmp_path: Path) -> None:
