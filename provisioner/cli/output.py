@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -20,7 +21,8 @@ class TextReporter:
         self._stream = stream
         self.verbose = verbose
         self._phase_started = 0.0
-        self.color = self.stream.isatty()
+        # Colour only on a terminal, and never when NO_COLOR is set to anything (https://no-color.org).
+        self.color = self.stream.isatty() and not os.environ.get("NO_COLOR")
 
     @property
     def stream(self) -> TextIO:
@@ -67,10 +69,19 @@ class TextReporter:
         """The command's one JSON result on stdout (only --json commands produce one)."""
         emit_json(document)
 
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+    def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
+        """A result table goes to stdout (so `provision status > file` keeps it); one that only explains what is
+        about to happen (result=False) goes with the progress to stderr."""
         widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-        for row in [headers, *rows]:
-            self._line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+        text = "\n".join(_cells(row, widths) for row in [headers, *rows])
+        if result:
+            emit_text(text)
+        else:
+            self._line(text)
+
+
+def _cells(row: list[str], widths: list[int]) -> str:
+    return "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
 
 
 class JsonReporter(TextReporter):
@@ -107,7 +118,7 @@ class JsonReporter(TextReporter):
         given = [str(w) for w in document.get("warnings") or ()]
         emit_json(document | {"warnings": given + [w for w in self.warnings if w not in given]})
 
-    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+    def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
         return
 
 

@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("up", help="install or complete the cluster described by the inventory")
     add_inventory_options(parser)
     add_connection_options(parser)
-    parser.add_argument("--check", action="store_true", help="show what would change on each host; change nothing")
+    parser.add_argument(
+        "--check", "--dry-run", dest="check", action="store_true",
+        help="show what would change on each host; change nothing",
+    )
     parser.add_argument(
         "--token-file", type=Path, help=f"file holding the cluster token (or set ${TOKEN_ENV}); default: generated"
     )

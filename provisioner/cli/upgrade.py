@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the controller still cordons each node)",
     )
     parser.add_argument("--no-backup", action="store_true", help="skip the backup taken before the first server")
-    parser.add_argument("--dry-run", action="store_true", help="show the plan and the safety checks; change nothing")
+    parser.add_argument(
+        "--dry-run", "--check", dest="dry_run", action="store_true",
+        help="show the plan and the safety checks; change nothing",
+    )
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
         "--strategy", choices=sorted(STRATEGIES), default="rolling",
@@ -128,7 +131,8 @@ def _refused(problems: list[str]) -> _RefusalError:
     return _RefusalError(problems)
 
 
-def _show_plan(session: Session, plan: UpgradePlan) -> None:
+def _show_plan(session: Session, plan: UpgradePlan, result: bool) -> None:
+    """The plan table; a result on stdout unless stdout is kept for the Plans' manifest (result=False)."""
     reporter = session.reporter
     how = "system-upgrade-controller Plans: " if plan.strategy == "plan" else ""
     reporter.info(f"plan: upgrade to {plan.target} ({plan.datastore}); {how}servers one at a time, then agents")
@@ -136,7 +140,7 @@ def _show_plan(session: Session, plan: UpgradePlan) -> None:
         [str(n.order) if n.order else "-", n.name, n.role, n.current, n.target, n.action, "yes" if n.drain else "no"]
         for n in plan.nodes
     ]
-    reporter.table(["STEP", "NODE", "ROLE", "CURRENT", "TARGET", "ACTION", "DRAIN"], rows)
+    reporter.table(["STEP", "NODE", "ROLE", "CURRENT", "TARGET", "ACTION", "DRAIN"], rows, result=result)
     for note in plan.notes:
         reporter.info(f"note: {note}")
 
@@ -173,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     extravars = _extravars(args, session)
     plan = make_plan(session, extravars, args.max_unavailable, args.strategy)
     if not args.json:
-        _show_plan(session, plan)
+        manifest_on_stdout = plan.strategy == "plan" and args.dry_run and args.plan_out is None
+        _show_plan(session, plan, result=not manifest_on_stdout)
     if plan.refused:
         raise _refused(list(plan.refusals))
     manifest = plan_manifest(args, session.cluster, plan.target) if plan.strategy == "plan" else None
