@@ -120,6 +120,12 @@ class PhaseFailedError(ProvisionError):
         return lines
 
 
+class BusyError(ProvisionError):
+    """Another provision run holds the cluster; nothing was changed."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class RefusedError(ProvisionError):
     """A safety rule refused the operation before anything changed."""
 

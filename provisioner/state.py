@@ -4,19 +4,23 @@ Layout (all owner-only):
     <root>/<cluster>/runner/        ansible-runner private data dir and artifacts
     <root>/<cluster>/reports/       one JSON report per command run (no secrets)
     <root>/<cluster>/kubeconfig     the admin kubeconfig as fetched (0600)
+    <root>/<cluster>/lock           held (flock) by the run that changes the cluster; names that run while it lasts
 The root is $PROVISION_STATE_DIR, else $XDG_STATE_HOME/provision, else ~/.local/state/provision.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provisioner import tool_version
+from provisioner.errors import BusyError
 
 
 def state_root() -> Path:
@@ -89,3 +93,51 @@ class RunReport:
         with os.fdopen(fd, "w") as handle:
             json.dump(self.to_json(), handle, indent=2, sort_keys=True)
         return path
+
+
+@dataclass
+class ClusterLock:
+    """An exclusive hold on one cluster's state for one run. The kernel drops it when the process ends, however it
+    ends, so a lock is never stale; the file keeps the holder's description until a clean release empties it."""
+
+    path: Path
+    fd: int
+    previous: dict[str, Any] | None  # the description an earlier run left behind: it did not end cleanly
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock_cluster(state: ClusterState, cluster: str, command: str) -> ClusterLock:
+    """Take the cluster for this run, or raise BusyError naming the run that has it (and since when)."""
+    path = state.root / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(holder.get("since", 0)))) if holder else "?"
+        who = f"`provision {holder.get('command', '?')}` (pid {holder.get('pid', '?')} on {holder.get('host', '?')})"
+        raise BusyError(
+            f"cluster {cluster!r} is busy: {who if holder else 'another run'} has held it since {since}; "
+            "wait for it to end (or stop it), then rerun"
+        ) from None
+    previous = _holder(fd)
+    description = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(description).encode(), 0)
+    return ClusterLock(path, fd, previous)
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

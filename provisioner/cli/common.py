@@ -12,7 +12,7 @@ from provisioner.errors import UsageError
 from provisioner.inventory import Cluster, load_inventory
 from provisioner.probe import SshSettings
 from provisioner.runner import SECRET_ENV, Runner, SshOptions
-from provisioner.state import ClusterState
+from provisioner.state import ClusterLock, ClusterState, lock_cluster
 
 
 def add_inventory_options(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,15 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of progress")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show each task as it starts")
+
+
+def held_locks(args: argparse.Namespace) -> list[ClusterLock]:
+    """Locks this command took; cli/main.py releases them when the command ends."""
+    locks = getattr(args, "locks", None)
+    if not isinstance(locks, list):
+        locks = []
+        args.locks = locks
+    return locks
 
 
 def reporter_for(args: argparse.Namespace) -> TextReporter:
@@ -96,7 +105,8 @@ def _write_secret(path: Path, value: str) -> Path:
     return path
 
 
-def open_session(args: argparse.Namespace) -> Session:
+def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
+    """Load and check the inventory, then (for commands that change hosts: `changes`) take the cluster's lock."""
     reporter = reporter_for(args)
     inventory = Path(args.inventory)
     cluster = load_inventory(inventory, flavor_override=args.flavor)
@@ -109,6 +119,14 @@ def open_session(args: argparse.Namespace) -> Session:
     if known_hosts is not None and not known_hosts.is_file():
         raise UsageError(f"--known-hosts {known_hosts}: no such file")
     state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
+    if changes:
+        lock = lock_cluster(state, cluster.name, args.command)
+        held_locks(args).append(lock)
+        if lock.previous:
+            reporter.warn(
+                f"the last `provision {lock.previous.get('command', '?')}` on this cluster (pid "
+                f"{lock.previous.get('pid', '?')}) ended without finishing; this run picks up from what is on the hosts"
+            )
     secrets = move_env_secrets(state.root / "secrets")
     return Session(
         cluster=cluster,

@@ -10,7 +10,7 @@ from typing import Any
 
 from provisioner import paths, tool_version
 from provisioner.cli import backup, collection, remove_node, reset, restore, schema, status, up, upgrade, validate
-from provisioner.cli.common import reporter_for
+from provisioner.cli.common import held_locks, reporter_for
 from provisioner.cli.output import emit_text
 from provisioner.errors import ExitCode, ProvisionError
 
@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.error("interrupted; rerun the same command to resume", [])
         return ExitCode.INTERRUPTED
+    finally:
+        reporter.flush()
+        for lock in held_locks(args):
+            lock.release()
     return code
 
 

@@ -69,6 +69,9 @@ class TextReporter:
         """The command's one JSON result on stdout (only --json commands produce one)."""
         emit_json(document)
 
+    def flush(self) -> None:
+        """Text goes out as it comes; nothing is held back."""
+
     def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
         """A result table goes to stdout (so `provision status > file` keeps it); one that only explains what is
         about to happen (result=False) goes with the progress to stderr."""
@@ -94,6 +97,7 @@ class JsonReporter(TextReporter):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self._document: dict[str, Any] | None = None
 
     def host_event(self, event: HostEvent) -> None:
         return
@@ -112,9 +116,17 @@ class JsonReporter(TextReporter):
         return
 
     def error(self, message: str, details: list[str]) -> None:
-        self.document({"status": "error", "error": message, "details": details})
+        """An error the command did not put into its document: added to the document it made, or the only one."""
+        self._document = (self._document or {"status": "error"}) | {"error": message, "details": details}
 
     def document(self, document: dict[str, Any]) -> None:
+        """Kept until the command ends (flush), so that a later error joins it: one document, whatever happens."""
+        self._document = document
+
+    def flush(self) -> None:
+        if self._document is None:
+            return
+        document, self._document = self._document, None
         given = [str(w) for w in document.get("warnings") or ()]
         emit_json(document | {"warnings": given + [w for w in self.warnings if w not in given]})
 

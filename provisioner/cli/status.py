@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    session = open_session(args)
+    session = open_session(args, changes=False)
     flavor = get_flavor(session.cluster.flavor, FlavorOptions(ssh=session.ssh))
     result = session.runner().run(
         PlaybookRun(

@@ -81,6 +81,8 @@ def test_json_result_document_merges_gathered_warnings(capsys: pytest.CaptureFix
     reporter.warn("SSH host-key checking is OFF")
     reporter.warn("SSH host-key checking is OFF")
     reporter.document({"status": "ok", "warnings": ["from the inventory"]})
+    assert capsys.readouterr().out == ""  # held until the command ends, so that a later error joins it
+    reporter.flush()
     assert json.loads(capsys.readouterr().out)["warnings"] == ["from the inventory", "SSH host-key checking is OFF"]
 
 

@@ -4,6 +4,11 @@ NO_COLOR; --check and --dry-run mean the same on every command that has one."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +51,23 @@ def test_check_and_dry_run_are_one_option(command: list[str]) -> None:
     for flag in ("--check", "--dry-run"):
         args = parser.parse_args([*command, "--inventory", "edge.yml", flag])
         assert (args.check if command[0] == "up" else args.dry_run) is True
+
+
+@pytest.mark.parametrize("command", [["reset", "--yes"], ["backup"], ["up"]])
+def test_json_failure_is_one_document(tmp_path: Path, command: list[str]) -> None:
+    """A command that wrote its report and then failed still prints one JSON document, with the error in it."""
+    inventory = tmp_path / "edge.yml"
+    inventory.write_text(
+        "all:\n  vars: {provision_cluster_name: onedoc, k3s_version: v1.28.4+k3s2, ansible_port: 1}\n"
+        "  children:\n    server:\n      hosts:\n        s1: {ansible_host: 127.0.0.1}\n"
+    )
+    (tmp_path / "known_hosts").touch()
+    env = os.environ | {"PROVISION_STATE_DIR": str(tmp_path / "state"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    result = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli.main", *command, "--inventory", str(inventory), "--known-hosts",
+         str(tmp_path / "known_hosts"), "--json"],
+        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    document = json.loads(result.stdout)  # one document: json.loads refuses "Extra data"
+    assert document.get("error"), document
