@@ -120,6 +120,27 @@ class PhaseFailedError(ProvisionError):
         return lines
 
 
+@dataclass
+class InterruptedRunError(ProvisionError):
+    """The user interrupted the run (Ctrl-C, SIGINT or SIGTERM) while a playbook ran: ansible-runner cancelled it."""
+
+    playbook: str
+    phase: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(f"interrupted during {self.phase or self.playbook}")
+        self.exit_code = ExitCode.INTERRUPTED
+
+    def __str__(self) -> str:
+        return f"interrupted during {self.phase or self.playbook}"
+
+    def details(self) -> list[str]:
+        return [
+            "the hosts this step was changing may be left half-way; nothing after it ran",
+            "rerun the same command to resume: hosts already as described are left alone",
+        ]
+
+
 class BusyError(ProvisionError):
     """Another provision run holds the cluster; nothing was changed."""
 

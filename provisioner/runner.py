@@ -18,6 +18,7 @@ from typing import Any
 
 import ansible_runner
 
+from provisioner.errors import InterruptedRunError
 from provisioner.paths import playbook_dir as shipped_playbook_dir
 
 # Environment variables that carry secrets into provision. ansible-runner copies the whole process environment into
@@ -209,6 +210,8 @@ class Runner:
         )
         artifact_dir = Path(result.config.artifact_dir)
         _tighten(artifact_dir)
+        if str(result.status) == "canceled":  # ansible-runner's own SIGINT/SIGTERM handling stopped the playbook
+            raise InterruptedRunError(playbook=run.playbook)
         return PlaybookResult(
             playbook=run.playbook,
             status=str(result.status),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.errors import PhaseFailedError
+from provisioner.errors import InterruptedRunError, PhaseFailedError
 from provisioner.inventory import Cluster
 from provisioner.runner import HostEvent, PlaybookResult, PlaybookRun, Runner
 from provisioner.state import ClusterState, PhaseReport, RunReport
@@ -130,7 +130,13 @@ class PhaseManager:
         for phase in self.phases:
             ctx.reporter.phase_started(phase.name, phase.title)
             started = time.monotonic()
-            outcome = phase.run(ctx)
+            try:
+                outcome = phase.run(ctx)
+            except InterruptedRunError as exc:
+                elapsed = round(time.monotonic() - started, 2)
+                ctx.report.phases.append(PhaseReport(name=phase.name, status="interrupted", duration_s=elapsed))
+                exc.phase = phase.name
+                raise
             report = PhaseReport(
                 name=phase.name,
                 status=outcome.status,
