@@ -157,11 +157,16 @@ class Runner:
         self,
         work_dir: Path,
         ssh: SshOptions,
+        *,
         on_event: Callable[[HostEvent], None] | None = None,
         playbook_dir: Path | None = None,
         base_extravars: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.work_dir = work_dir
+        # One folder of artifacts per command run (artifacts/<run id>/<playbook run>/), the last keep_runs() kept
+        # whole: an error names a folder that is still there however many phases later runs had.
+        self.artifact_root = work_dir / "artifacts" / (run_id or new_run_id())
         self.base_extravars = dict(base_extravars or {})  # every run gets these; a run's own extravars win
         self.ssh = ssh
         self.on_event = on_event
@@ -206,8 +211,10 @@ class Runner:
             event_handler=handle,
             quiet=True,
             suppress_env_files=True,
-            rotate_artifacts=20,
+            artifact_dir=str(self.artifact_root),
+            rotate_artifacts=0,
         )
+        _keep_newest(self.artifact_root.parent, keep_runs())
         artifact_dir = Path(result.config.artifact_dir)
         _tighten(artifact_dir)
         if str(result.status) == "canceled":  # ansible-runner's own SIGINT/SIGTERM handling stopped the playbook
@@ -267,6 +274,30 @@ def _path_with_own_ansible() -> str:
     """PATH with this environment's bin first, so its ansible-playbook (and collections) run, not another one."""
     own = str(Path(sys.executable).parent)
     return os.pathsep.join([own, os.environ.get("PATH", os.defpath)])
+
+
+KEEP_RUNS_ENV = "PROVISION_KEEP_RUNS"
+DEFAULT_KEEP_RUNS = 20
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique per command run."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def keep_runs() -> int:
+    """How many command runs keep their artifacts: $PROVISION_KEEP_RUNS (at least 1), else 20."""
+    try:
+        return max(1, int(os.environ.get(KEEP_RUNS_ENV, DEFAULT_KEEP_RUNS)))
+    except ValueError:
+        return DEFAULT_KEEP_RUNS
+
+
+def _keep_newest(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` newest run folders (run ids sort by time)."""
+    runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    for old in runs[: max(0, len(runs) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _prune(folder: Path, max_age_s: float) -> None:

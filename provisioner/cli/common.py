@@ -11,7 +11,7 @@ from provisioner.cli.output import JsonReporter, TextReporter
 from provisioner.errors import UsageError
 from provisioner.inventory import Cluster, load_inventory
 from provisioner.probe import SshSettings
-from provisioner.runner import SECRET_ENV, Runner, SshOptions
+from provisioner.runner import SECRET_ENV, Runner, SshOptions, new_run_id
 from provisioner.state import ClusterLock, ClusterState, lock_cluster
 
 
@@ -75,6 +75,7 @@ class Session:
     ssh: SshSettings
     ssh_options: SshOptions
     secrets: SecretFiles = field(default_factory=SecretFiles)
+    run_id: str = field(default_factory=new_run_id)  # every playbook of this command keeps its artifacts together
 
     def runner(self) -> Runner:
         # The datastore password file reaches every playbook, as the environment variable would have (the roles
@@ -82,7 +83,10 @@ class Session:
         base = {}
         if self.secrets.datastore_password is not None:
             base["k3s_datastore_password_file"] = str(self.secrets.datastore_password)
-        return Runner(self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base)
+        return Runner(
+            self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base,
+            run_id=self.run_id,
+        )
 
 
 def move_env_secrets(secrets_dir: Path) -> SecretFiles:

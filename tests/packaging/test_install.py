@@ -151,7 +151,7 @@ def test_installed_tool_runs_from_elsewhere_and_installs_a_cluster(
     assert report["status"] == "ok" and report["hosts"]["s1"]["ready"] == "yes", report
     assert report["provision_version"] == lines[0].removeprefix("provision ")
     # the runner used the fresh venv's ansible-playbook: its artifacts name that interpreter's folder
-    commands = list((elsewhere / "state" / "wheel" / "runner" / "artifacts").glob("*/command"))
+    commands = list((elsewhere / "state" / "wheel" / "runner" / "artifacts").rglob("command"))
     assert commands and all(str(venv) in c.read_text() for c in commands)
 
 
