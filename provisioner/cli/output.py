@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -12,15 +13,23 @@ from provisioner.runner import HostEvent
 from provisioner.state import PhaseReport
 
 _STATE_MARKS = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE"}
+HEARTBEAT_S = 30.0  # after this long without a line, say what is still being waited for
 
 
 class TextReporter:
     """One line per phase and per notable host event; quiet about tasks that changed nothing."""
 
-    def __init__(self, stream: TextIO | None = None, verbose: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, verbose: bool = False, heartbeat_s: float = HEARTBEAT_S) -> None:
         self._stream = stream
         self.verbose = verbose
         self._phase_started = 0.0
+        self._phase = ""
+        # Heartbeat: a thread that, during a phase, reports what is awaited after heartbeat_s without a line.
+        self._heartbeat_s = heartbeat_s
+        self._lock = threading.Lock()
+        self._awaited: dict[str, str] = {}  # host -> the task it is running
+        self._last_line = 0.0
+        self._beating: threading.Event | None = None
         # Colour only on a terminal, and never when NO_COLOR is set to anything (https://no-color.org).
         self.color = self.stream.isatty() and not os.environ.get("NO_COLOR")
 
@@ -33,13 +42,51 @@ class TextReporter:
         return f"\033[{code}m{text}\033[0m" if self.color else text
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        with self._lock:
+            print(text, file=self.stream, flush=True)
+            self._last_line = time.monotonic()
 
     def phase_started(self, name: str, title: str) -> None:
         self._phase_started = time.monotonic()
+        self._phase = name
         self._line(self._paint(f"==> {name}: {title}", "1"))
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        self._stop_heartbeat()
+        if self._heartbeat_s <= 0:
+            return
+        stop = threading.Event()
+        self._beating = stop
+        threading.Thread(target=self._beat, args=(stop,), daemon=True, name="provision-heartbeat").start()
+
+    def _stop_heartbeat(self) -> None:
+        if self._beating is not None:
+            self._beating.set()
+            self._beating = None
+        self._awaited.clear()
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(min(1.0, self._heartbeat_s)):
+            if time.monotonic() - self._last_line < self._heartbeat_s:
+                continue
+            with self._lock:
+                awaited = dict(self._awaited)
+            if stop.is_set():
+                return
+            elapsed = time.monotonic() - self._phase_started
+            by_task: dict[str, list[str]] = {}
+            for host, task in sorted(awaited.items()):
+                by_task.setdefault(task, []).append(host)
+            waiting = "; ".join(f"{task} ({', '.join(hosts)})" for task, hosts in by_task.items()) or "ansible"
+            self._line(f"    ... {self._phase}: {elapsed:.0f}s, still waiting for {waiting}")
 
     def host_event(self, event: HostEvent) -> None:
+        with self._lock:
+            if event.state == "started":
+                self._awaited[event.host] = event.task
+            else:
+                self._awaited.pop(event.host, None)
         mark = _STATE_MARKS.get(event.state)
         if mark is None and not (self.verbose and event.state == "started"):
             return
@@ -50,6 +97,7 @@ class TextReporter:
         self._line(self._paint(text, code))
 
     def phase_finished(self, report: PhaseReport) -> None:
+        self._stop_heartbeat()
         changed = sum(report.changed.values())
         extra = f", {changed} changed" if report.changed else ""
         self._line(f"    {report.name} {report.status} in {report.duration_s:.1f}s{extra}")
@@ -70,7 +118,8 @@ class TextReporter:
         emit_json(document)
 
     def flush(self) -> None:
-        """Text goes out as it comes; nothing is held back."""
+        """Text goes out as it comes; nothing is held back. The heartbeat ends with the command."""
+        self._stop_heartbeat()
 
     def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
         """A result table goes to stdout (so `provision status > file` keeps it); one that only explains what is

@@ -8,12 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from provisioner.cli.main import build_parser
 from provisioner.cli.output import TextReporter
+from provisioner.runner import HostEvent
+from provisioner.state import PhaseReport
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +74,20 @@ def test_json_failure_is_one_document(tmp_path: Path, command: list[str]) -> Non
     assert result.returncode != 0
     document = json.loads(result.stdout)  # one document: json.loads refuses "Extra data"
     assert document.get("error"), document
+
+
+def test_heartbeat_names_what_is_awaited_during_a_silent_wait() -> None:
+    stream = io.StringIO()
+    reporter = TextReporter(stream=stream, heartbeat_s=0.3)
+    reporter.phase_started("verify", "Verify every node is Ready")
+    reporter.host_event(HostEvent(host="s1", task="Wait for every node to be Ready", state="started"))
+    reporter.host_event(HostEvent(host="a1", task="Wait for every node to be Ready", state="started"))
+    time.sleep(1.2)
+    beats = [line for line in stream.getvalue().splitlines() if "still waiting" in line]
+    assert beats and "Wait for every node to be Ready (a1, s1)" in beats[0] and "verify:" in beats[0]
+    reporter.host_event(HostEvent(host="s1", task="Wait for every node to be Ready", state="ok"))
+    reporter.host_event(HostEvent(host="a1", task="Wait for every node to be Ready", state="ok"))
+    reporter.phase_finished(PhaseReport(name="verify", status="ok", duration_s=1.2))
+    after = len(stream.getvalue())
+    time.sleep(0.8)
+    assert len(stream.getvalue()) == after, "the heartbeat went on after the phase"
