@@ -31,7 +31,13 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--state-dir", type=Path, help="root of the per-cluster state (default ~/.local/state/provision)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of progress")
-    parser.add_argument("-v", "--verbose", action="store_true", help="also show each task as it starts")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="-v: also each task as it starts; -vv: also every task's result, unchanged ones included",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings, errors and the results (no phase progress)"
+    )
 
 
 def held_locks(args: argparse.Namespace) -> list[ClusterLock]:
@@ -49,7 +55,8 @@ def reporter_for(args: argparse.Namespace) -> TextReporter:
     reporter = getattr(args, "reporter", None)
     if not isinstance(reporter, TextReporter):
         json_mode = getattr(args, "json", False)
-        reporter = JsonReporter() if json_mode else TextReporter(verbose=getattr(args, "verbose", False))
+        level = -1 if getattr(args, "quiet", False) else int(getattr(args, "verbose", 0) or 0)
+        reporter = JsonReporter() if json_mode else TextReporter(verbosity=level)
         args.reporter = reporter
     return reporter
 

@@ -19,9 +19,10 @@ HEARTBEAT_S = 30.0  # after this long without a line, say what is still being wa
 class TextReporter:
     """One line per phase and per notable host event; quiet about tasks that changed nothing."""
 
-    def __init__(self, stream: TextIO | None = None, verbose: bool = False, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, stream: TextIO | None = None, verbosity: int = 0, heartbeat_s: float = HEARTBEAT_S) -> None:
+        """verbosity: -1 quiet (warnings, errors, results), 0 phases and changes, 1 + task starts, 2 + every result."""
         self._stream = stream
-        self.verbose = verbose
+        self.verbosity = verbosity
         self._phase_started = 0.0
         self._phase = ""
         # Heartbeat: a thread that, during a phase, reports what is awaited after heartbeat_s without a line.
@@ -49,6 +50,8 @@ class TextReporter:
     def phase_started(self, name: str, title: str) -> None:
         self._phase_started = time.monotonic()
         self._phase = name
+        if self.verbosity < 0:
+            return
         self._line(self._paint(f"==> {name}: {title}", "1"))
         self._start_heartbeat()
 
@@ -88,9 +91,15 @@ class TextReporter:
             else:
                 self._awaited.pop(event.host, None)
         mark = _STATE_MARKS.get(event.state)
-        if mark is None and not (self.verbose and event.state == "started"):
+        shown = (
+            (mark is not None and self.verbosity >= 0)
+            or (event.state == "started" and self.verbosity >= 1)
+            or self.verbosity >= 2  # noqa: PLR2004 - -vv
+        )
+        if not shown:
             return
-        text = f"    {event.host:<20} {mark or 'running':<11} {event.task}"
+        state = mark or ("running" if event.state == "started" else event.state)
+        text = f"    {event.host:<20} {state:<11} {event.task}"
         if event.state in ("failed", "unreachable") and event.message:
             text += f": {event.message}"
         code = {"changed": "33", "failed": "31", "unreachable": "31"}.get(event.state, "0")
@@ -98,6 +107,8 @@ class TextReporter:
 
     def phase_finished(self, report: PhaseReport) -> None:
         self._stop_heartbeat()
+        if self.verbosity < 0 and report.status == "ok":
+            return
         changed = sum(report.changed.values())
         extra = f", {changed} changed" if report.changed else ""
         self._line(f"    {report.name} {report.status} in {report.duration_s:.1f}s{extra}")
@@ -106,7 +117,8 @@ class TextReporter:
         self._line(self._paint(f"warning: {message}", "33"))
 
     def info(self, message: str) -> None:
-        self._line(message)
+        if self.verbosity >= 0:
+            self._line(message)
 
     def error(self, message: str, details: list[str]) -> None:
         self._line(self._paint(f"error: {message}", "31;1"))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.cli.common import reporter_for
 from provisioner.cli.main import build_parser
 from provisioner.cli.output import TextReporter
 from provisioner.runner import HostEvent
@@ -91,3 +92,34 @@ def test_heartbeat_names_what_is_awaited_during_a_silent_wait() -> None:
     after = len(stream.getvalue())
     time.sleep(0.8)
     assert len(stream.getvalue()) == after, "the heartbeat went on after the phase"
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        (["-q"], {"warning", "table"}),
+        ([], {"phase", "changed", "warning", "info", "table"}),
+        (["-v"], {"phase", "started", "changed", "warning", "info", "table"}),
+        (["-vv"], {"phase", "started", "ok", "changed", "warning", "info", "table"}),
+    ],
+)
+def test_verbosity_levels(flags: list[str], shown: set[str], capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["status", "--inventory", "edge.yml", *flags])
+    reporter = reporter_for(args)
+    assert isinstance(reporter, TextReporter)
+    reporter._stream = None  # stderr, as in a run
+    reporter.phase_started("install", "Install K3s")
+    reporter.host_event(HostEvent(host="s1", task="Write config.yaml", state="started"))
+    reporter.host_event(HostEvent(host="s1", task="Read the node list", state="ok"))
+    reporter.host_event(HostEvent(host="s1", task="Write config.yaml", state="changed"))
+    reporter.warn("careful")
+    reporter.info("kubeconfig merged")
+    reporter.table(["HOST"], [["s1"]])
+    reporter.flush()
+    out = capsys.readouterr()
+    seen = {
+        "phase": "==> install" in out.err, "started": "running     Write config.yaml" in out.err,
+        "ok": "Read the node list" in out.err, "changed": "changed     Write config.yaml" in out.err,
+        "warning": "careful" in out.err, "info": "kubeconfig merged" in out.err, "table": "HOST" in out.out,
+    }
+    assert {k for k, v in seen.items() if v} == shown
