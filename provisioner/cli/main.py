@@ -9,12 +9,24 @@ from importlib import metadata
 from typing import Any
 
 from provisioner import paths, tool_version
-from provisioner.cli import backup, collection, remove_node, reset, restore, schema, status, up, upgrade, validate
+from provisioner.cli import (
+    backup,
+    collection,
+    completion,
+    remove_node,
+    reset,
+    restore,
+    schema,
+    status,
+    up,
+    upgrade,
+    validate,
+)
 from provisioner.cli.common import held_locks, reporter_for
 from provisioner.cli.output import emit_text
 from provisioner.errors import ExitCode, ProvisionError
 
-COMMANDS = (up, status, validate, schema, upgrade, backup, restore, reset, remove_node, collection)
+COMMANDS = (up, status, validate, schema, upgrade, backup, restore, reset, remove_node, collection, completion)
 
 
 def version_text() -> str:
