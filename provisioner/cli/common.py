@@ -49,6 +49,16 @@ def held_locks(args: argparse.Namespace) -> list[ClusterLock]:
     return locks
 
 
+def transient_files(args: argparse.Namespace) -> list[Path]:
+    """Files that live only as long as the command (secrets moved out of the environment); cli/main.py removes
+    them when it ends, however it ends."""
+    files = getattr(args, "transient_files", None)
+    if not isinstance(files, list):
+        files = []
+        args.transient_files = files
+    return files
+
+
 def reporter_for(args: argparse.Namespace) -> TextReporter:
     """The command's one reporter: made on first use and kept on the parsed arguments, so that the CLI boundary
     (cli/main.py) reports an error through the same reporter that gathered the command's warnings."""
@@ -139,6 +149,7 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
                 f"{lock.previous.get('pid', '?')}) ended without finishing; this run picks up from what is on the hosts"
             )
     secrets = move_env_secrets(state.root / "secrets")
+    transient_files(args).extend(p for p in (secrets.token, secrets.datastore_password) if p is not None)
     return Session(
         cluster=cluster,
         inventory=inventory.resolve(),

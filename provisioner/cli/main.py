@@ -22,7 +22,7 @@ from provisioner.cli import (
     upgrade,
     validate,
 )
-from provisioner.cli.common import held_locks, reporter_for
+from provisioner.cli.common import held_locks, reporter_for, transient_files
 from provisioner.cli.output import emit_text
 from provisioner.errors import ExitCode, ProvisionError
 
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     finally:
         reporter.flush()
+        for path in transient_files(args):
+            path.unlink(missing_ok=True)
         for lock in held_locks(args):
             lock.release()
     return code

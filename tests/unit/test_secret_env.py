@@ -80,5 +80,5 @@ def test_exported_secrets_stay_out_of_artifacts_reports_and_output(tmp_path: Pat
     found = {str(p.relative_to(state)): leaks(p.read_bytes(), secrets) for p in state.rglob("*")
              if p.is_file() and p.parent.name != "secrets"}
     assert {k: v for k, v in found.items() if v} == {}
-    for secret_file in (state / "leakcheck" / "secrets").glob("*"):
-        assert secret_file.stat().st_mode & 0o777 == 0o600
+    # The 0600 copies live as long as the command: none is left behind.
+    assert list((state / "leakcheck" / "secrets").glob("*")) == []
