@@ -4,7 +4,6 @@ that holds it and since when; a run that died is detected and said, and its lock
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.cli_runs import loopback_inventory, run
+
 pytestmark = pytest.mark.unit
 
-INVENTORY = """
-all:
-  vars:
-    provision_cluster_name: locked
-    k3s_version: v1.28.4+k3s2
-    ansible_port: 1
-  children:
-    server:
-      hosts:
-        s1: {ansible_host: 127.0.0.1}
-"""
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -39,15 +29,8 @@ HOLDER = textwrap.dedent("""
 
 
 def _provision(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    inventory = tmp_path / "edge.yml"
-    inventory.write_text(INVENTORY)
-    (tmp_path / "known_hosts").touch()
-    env = os.environ | {"PROVISION_STATE_DIR": str(tmp_path / "state"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
-    return subprocess.run(
-        [sys.executable, "-m", "provisioner.cli.main", *args, "--inventory", str(inventory), "--known-hosts",
-         str(tmp_path / "known_hosts"), "--json"],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
-    )
+    loopback_inventory(tmp_path, "locked")
+    return run(tmp_path, *args, "--json")
 
 
 def test_a_second_run_refuses_then_a_dead_holder_is_detected(tmp_path: Path) -> None:

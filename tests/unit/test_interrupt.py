@@ -4,6 +4,7 @@ connections and never answers, so the playbook is still waiting when the interru
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import signal
 import socket
@@ -15,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from provisioner.cli import entry
+from tests.unit.cli_runs import command_line, environment, loopback_inventory
 
 pytestmark = pytest.mark.unit
 
@@ -48,16 +52,10 @@ def silent_port() -> Iterator[int]:
 
 
 def _interrupted(tmp_path: Path, port: int, *command: str, after_s: float) -> subprocess.CompletedProcess[str]:
-    inventory = tmp_path / "edge.yml"
-    inventory.write_text(
-        "all:\n  vars: {provision_cluster_name: intr, k3s_version: v1.28.4+k3s2}\n  children:\n    server:\n"
-        f"      hosts:\n        s1: {{ansible_host: 127.0.0.1, ansible_port: {port}}}\n"
-    )
-    (tmp_path / "known_hosts").touch()
-    env = os.environ | {"PROVISION_STATE_DIR": str(tmp_path / "state"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    loopback_inventory(tmp_path, "intr", port=port)
     proc = subprocess.Popen(
-        [str(PROVISION), *command, "--inventory", str(inventory), "--known-hosts", str(tmp_path / "known_hosts")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, start_new_session=True,
+        command_line(tmp_path, *command, provision=[str(PROVISION)]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=environment(tmp_path), cwd=tmp_path, start_new_session=True,
     )
     time.sleep(after_s)
     os.killpg(proc.pid, signal.SIGINT)
@@ -72,8 +70,18 @@ def test_interrupt_during_a_playbook_is_reported_as_one(tmp_path: Path, silent_p
     assert "Traceback" not in result.stderr and "fix the hosts" not in result.stderr
 
 
-def test_interrupt_while_starting_prints_no_traceback(tmp_path: Path, silent_port: int) -> None:
-    result = _interrupted(tmp_path, silent_port, "status", after_s=0.15)
-    assert result.returncode == 130, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "interrupted" in result.stderr
+class _InterruptingFinder(importlib.abc.MetaPathFinder):
+    """Ctrl-C arriving while the CLI is being imported (the import takes about half a second)."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == "provisioner.cli.main":
+            raise KeyboardInterrupt
+
+
+def test_interrupt_while_starting_prints_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delitem(sys.modules, "provisioner.cli.main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptingFinder(), *sys.meta_path])
+    assert entry.main() == 130
+    assert capsys.readouterr().err == "provision: interrupted while starting; nothing was done\n"

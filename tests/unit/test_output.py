@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from provisioner.cli.main import build_parser
 from provisioner.cli.output import TextReporter
 from provisioner.runner import HostEvent
 from provisioner.state import PhaseReport
+from tests.unit.cli_runs import loopback_inventory, run
 
 pytestmark = pytest.mark.unit
 
@@ -60,18 +58,8 @@ def test_check_and_dry_run_are_one_option(command: list[str]) -> None:
 @pytest.mark.parametrize("command", [["reset", "--yes"], ["backup"], ["up"]])
 def test_json_failure_is_one_document(tmp_path: Path, command: list[str]) -> None:
     """A command that wrote its report and then failed still prints one JSON document, with the error in it."""
-    inventory = tmp_path / "edge.yml"
-    inventory.write_text(
-        "all:\n  vars: {provision_cluster_name: onedoc, k3s_version: v1.28.4+k3s2, ansible_port: 1}\n"
-        "  children:\n    server:\n      hosts:\n        s1: {ansible_host: 127.0.0.1}\n"
-    )
-    (tmp_path / "known_hosts").touch()
-    env = os.environ | {"PROVISION_STATE_DIR": str(tmp_path / "state"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
-    result = subprocess.run(
-        [sys.executable, "-m", "provisioner.cli.main", *command, "--inventory", str(inventory), "--known-hosts",
-         str(tmp_path / "known_hosts"), "--json"],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
-    )
+    loopback_inventory(tmp_path, "onedoc")
+    result = run(tmp_path, *command, "--json")
     assert result.returncode != 0
     document = json.loads(result.stdout)  # one document: json.loads refuses "Extra data"
     assert document.get("error"), document

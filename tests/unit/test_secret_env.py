@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+
+from tests.unit.cli_runs import loopback_inventory, run
 
 pytestmark = pytest.mark.unit
 
 TOKEN = 'K10tok/en+"with spaces"=and\\slashes'  # noqa: S105 - a test value, chosen to differ in every encoding
 PASSWORD = "pa ss/w+ord=%41\"'"  # noqa: S105
 
-INVENTORY = """
-all:
-  vars:
-    provision_cluster_name: leakcheck
-    k3s_version: v1.28.4+k3s2
-    ansible_port: 1
-  children:
-    server:
-      hosts:
-        s1: {ansible_host: 127.0.0.1}
-"""
 
 
 def leak_forms(secret: str) -> dict[str, bytes]:
@@ -60,18 +48,10 @@ def test_leak_forms_find_a_secret_in_every_encoding() -> None:
 
 @pytest.mark.parametrize("command", [["status"], ["backup"], ["reset", "--yes"], ["up"]])
 def test_exported_secrets_stay_out_of_artifacts_reports_and_output(tmp_path: Path, command: list[str]) -> None:
-    inventory = tmp_path / "edge.yml"
-    inventory.write_text(INVENTORY)
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("")
+    loopback_inventory(tmp_path, "leakcheck")
     state = tmp_path / "state"
-    env = os.environ | {"PROVISION_K3S_TOKEN": TOKEN, "PROVISION_DATASTORE_PASSWORD": PASSWORD,
-                        "PROVISION_STATE_DIR": str(state), "KUBECONFIG": str(tmp_path / "kubeconfig")}
-    result = subprocess.run(
-        [sys.executable, "-m", "provisioner.cli.main", *command, "--inventory", str(inventory),
-         "--known-hosts", str(known_hosts), "--json"],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path,
-    )
+    result = run(tmp_path, *command, "--json",
+                 env={"PROVISION_K3S_TOKEN": TOKEN, "PROVISION_DATASTORE_PASSWORD": PASSWORD})
     assert result.returncode != 0, result.stdout + result.stderr  # nothing listens on port 1
     secrets = {"token": TOKEN, "password": PASSWORD}
     assert leaks((result.stdout + result.stderr).encode(), secrets) == []
