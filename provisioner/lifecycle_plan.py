@@ -34,6 +34,18 @@ def nodes_by_name(items: Iterable[Node]) -> dict[str, Node]:
     return {str(n.get("metadata", {}).get("name", "")): n for n in items}
 
 
+def missing_node_meta(host: Host, node: Node) -> list[str]:
+    """The inventory's labels and taints ('key=value', 'key=value:Effect') the registered node does not carry."""
+    labels = node.get("metadata", {}).get("labels") or {}
+    missing = [f"{k}={v}" for k, v in host.node_labels.items() if labels.get(k) != str(v)]
+    carried = set()
+    for taint in node.get("spec", {}).get("taints") or []:
+        key, value, effect = taint.get("key"), taint.get("value") or "", taint.get("effect")
+        carried.add(f"{key}={value}:{effect}" if value else f"{key}:{effect}")
+    missing += [t for t in host.node_taints if t not in carried]
+    return missing
+
+
 # ---------------------------------------------------------------------------------------------- adding nodes (up)
 def host_fingerprint(cluster: Cluster, host: Host) -> str:
     """A digest of everything the inventory model says about how `host` should be set up.
@@ -80,10 +92,11 @@ def plan_converge(
     """Decide which hosts need the prepare/install phases.
 
     `nodes` is the node list read once from the first server (None when it has no cluster yet); `fingerprints`
-    are the per-host digests recorded by the last successful `up`. A host is settled when its node is registered,
-    Ready, at the target version (or the first server's version when a channel is followed), in the right role,
-    and its inventory digest is unchanged. When the first server itself is not settled, everything runs: the
-    join token and the cluster's shape come from it.
+    are the per-host digests recorded by the last successful `up` (a run that touches a host forgets its digest
+    first, so a host a failed or interrupted run left half-changed is touched again). A host is settled when its
+    node is registered, Ready, at the target version (or the first server's version when a channel is followed),
+    in the right role, carries the inventory's labels and taints, and its inventory digest is unchanged. When the
+    first server itself is not settled, everything runs: the join token and the cluster's shape come from it.
     """
     names = tuple(h.name for h in cluster.hosts)
     if touch_all:
@@ -103,18 +116,21 @@ def plan_converge(
 
 
 def _why_touch(cluster: Cluster, host: Host, node: Node | None, target: str | None, recorded: str | None) -> str:
+    """Why `host` needs the install phases again; empty when it is a member as described."""
     if node is None:
         return "not a member of the cluster"
-    if not node_ready(node):
-        return "node is not Ready"
-    if target and node_version(node) != target:
-        return f"runs {node_version(node)}, target {target}"
     is_server = CONTROL_PLANE_LABEL in (node.get("metadata", {}).get("labels") or {})
-    if is_server != (host.role == "server"):
-        return f"registered as {'server' if is_server else 'agent'}, inventory says {host.role}"
-    if recorded != host_fingerprint(cluster, host):
-        return "inventory settings changed since the last run" if recorded else "no record of a previous run"
-    return ""
+    missing = missing_node_meta(host, node)
+    checks = (
+        (not node_ready(node), "node is not Ready"),
+        (bool(target) and node_version(node) != target, f"runs {node_version(node)}, target {target}"),
+        (is_server != (host.role == "server"),
+         f"registered as {'server' if is_server else 'agent'}, inventory says {host.role}"),
+        (bool(missing), f"node lacks {', '.join(missing)}"),
+        (recorded != host_fingerprint(cluster, host),
+         "inventory settings changed since the last run" if recorded else "no record of a previous run"),
+    )
+    return next((why for failing, why in checks if failing), "")
 
 
 def limit_pattern(hosts: Sequence[str]) -> str:

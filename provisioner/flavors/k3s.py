@@ -7,6 +7,7 @@ from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.datastore import DatastoreCheckPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
 from provisioner.phases.probe import ProbePhase
+from provisioner.phases.settings import CriticalSettingsPhase
 from provisioner.phases.upgrade import upgrade_phases
 
 
@@ -18,6 +19,7 @@ class K3sFlavor:
 
     def up_phases(self) -> list[Phase]:
         return [
+            CriticalSettingsPhase(),
             MembershipPhase(touch_all=self.options.touch_all),
             ProbePhase(self.options.ssh),
             DatastoreCheckPhase(),

@@ -6,7 +6,10 @@ at the target version in the right role, and whose inventory settings are unchan
 only the others, and probing skips the settled hosts. The join token is still read from the first server by
 delegation, so it is not in the limit. `--all` (FlavorOptions.touch_all) turns this off.
 
-After a successful run the record phase stores the digests of every host that verified Ready.
+Before anything changes, the digests of the hosts this run touches are forgotten: a run that fails or is interrupted
+half way leaves them unrecorded, so the next `up` touches them again even when the inventory was reverted to what
+the last record says (the hosts may hold the failed run's settings). After a successful run the record phase
+stores the digests of every host that verified Ready.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
 from provisioner.phases.base import Context, PhaseOutcome
+from provisioner.phases.settings import record_critical_settings
 from provisioner.runner import PlaybookRun, Runner
 
 NODE_LIST_TASK = "Read the cluster's node list"
@@ -73,7 +77,10 @@ class MembershipPhase:
 
     def run(self, ctx: Context) -> PhaseOutcome:
         nodes = None if self.touch_all else read_node_list(ctx.runner, ctx.inventory)
-        plan = plan_converge(ctx.cluster, nodes, load_fingerprints(members_file(ctx)), touch_all=self.touch_all)
+        recorded = load_fingerprints(members_file(ctx))
+        plan = plan_converge(ctx.cluster, nodes, recorded, touch_all=self.touch_all)
+        if not ctx.check and any(host in recorded for host in plan.touch):
+            save_fingerprints(members_file(ctx), {h: d for h, d in recorded.items() if h not in plan.touch})
         if plan.everything:
             ctx.only = None
             return PhaseOutcome(status="ok", note=f"all {len(plan.touch)} host(s): {next(iter(plan.reasons.values()))}")
@@ -87,7 +94,8 @@ class MembershipPhase:
 
 @dataclass
 class RecordMembersPhase:
-    """Store each verified host's inventory digest, so the next `up` can leave it alone."""
+    """Store each verified host's inventory digest, so the next `up` can leave it alone, and the cluster's critical
+    settings, so the next `up` refuses a change to them before contacting any host."""
 
     name: str = "record"
     title: str = "Record the hosts that are members as described"
@@ -106,4 +114,5 @@ class RecordMembersPhase:
             if host.name not in ctx.excluded:
                 recorded[host.name] = host_fingerprint(ctx.cluster, host)
         save_fingerprints(path, recorded)
+        record_critical_settings(ctx)
         return PhaseOutcome(status="ok")

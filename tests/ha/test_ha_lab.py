@@ -48,6 +48,8 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
     assert again.rc == 0, again.stdout + again.stderr
     assert again.changed_total() == 0, again.changed_by_host()
 
+    _rolling_restart_then_critical_refusal(cluster)
+
     # A rolling upgrade behind the VIP: a server holding it hands it to a peer (whose priority is raised for a
     # moment) and yields before K3s restarts there; the raise is taken back everywhere, keepalived never stopped.
     first_holder = vip_holder(lab, SERVERS3, vip)
@@ -93,6 +95,39 @@ def test_three_servers_on_embedded_etcd_behind_a_keepalived_vip(make_lab, tmp_pa
         assert lab.exec(server, "systemctl is-active keepalived").stdout.strip() == "inactive", server
         assert lab.exec(server, "ls /etc/keepalived", check=True).stdout.split() == ["keepalived.conf.sample"]
         assert lab.exec(server, f"ip -o addr show to {vip}", check=True).stdout.strip() == "", server
+
+
+def _rolling_restart_then_critical_refusal(cluster: HaCluster) -> None:
+    lab = cluster.lab
+    # A setting K3s does not require to match (disabling a packaged component) is applied to the running cluster
+    # with a rolling restart: servers one at a time, each an etcd member and Ready before the next restarts.
+    started = {s: _started_monotonic(lab, s) for s in SERVERS3}
+    cluster.extra_vars["k3s_server_config"] = {"disable": ["traefik"]}
+    cluster.write_inventory()
+    rolled = cluster.up()
+    assert rolled.rc == 0, rolled.stdout + rolled.stderr[-4000:]
+    restarted = {s: _started_monotonic(lab, s) for s in SERVERS3}
+    assert all(restarted[s] > started[s] for s in SERVERS3), (started, restarted)
+    assert restarted["s1"] < restarted["s2"] < restarted["s3"], restarted
+    for server in SERVERS3:
+        assert "- traefik" in lab.exec(server, "cat /etc/rancher/k3s/config.yaml", check=True).stdout, server
+
+    # A critical setting is refused before any host is contacted (exit 4), and nothing changes.
+    cluster.extra_vars["k3s_server_config"] = {"disable": ["traefik"], "cluster-cidr": "10.52.0.0/16"}
+    cluster.write_inventory()
+    refused = cluster.up()
+    assert refused.rc == 4, refused.stdout + refused.stderr[-3000:]
+    assert "cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16" in refused.stdout + refused.stderr
+    assert [p["name"] for p in refused.report["phases"]] in ([], ["settings"]), refused.report["phases"]
+    assert {s: _started_monotonic(lab, s) for s in SERVERS3} == restarted
+    cluster.extra_vars["k3s_server_config"] = {"disable": ["traefik"]}
+    cluster.write_inventory()
+
+
+def _started_monotonic(lab, host: str) -> int:
+    """When k3s last became active on `host`, on the kernel's monotonic clock (the lab hosts share one kernel)."""
+    out = lab.exec(host, "systemctl show --property=ActiveEnterTimestampMonotonic --value k3s", check=True).stdout
+    return int(out.strip())
 
 
 def _first_stamp(journal: str, text: str) -> float | None:

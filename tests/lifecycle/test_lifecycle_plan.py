@@ -89,7 +89,22 @@ def test_not_ready_old_version_changed_settings_and_no_record_are_touched(tmp_pa
     relabelled = cluster(tmp_path, 1, 3, labels={"zone": "b"})
     plan = plan_converge(relabelled, nodes | {"a1": node("a1"), "a2": node("a2")},
                          {h.name: host_fingerprint(c, h) for h in c.hosts})
+    assert plan.touch == ("a1",) and plan.reasons["a1"] == "node lacks zone=b"
+    labelled = node("a1")
+    labelled["metadata"]["labels"]["zone"] = "b"
+    plan = plan_converge(relabelled, nodes | {"a1": labelled, "a2": node("a2")},
+                         {h.name: host_fingerprint(c, h) for h in c.hosts})
     assert plan.touch == ("a1",) and "changed" in plan.reasons["a1"]
+
+
+def test_a_node_that_lost_an_inventory_label_is_touched_though_its_record_matches(tmp_path: Path) -> None:
+    c = cluster(tmp_path, 1, 1, labels={"zone": "b"})
+    prints = {h.name: host_fingerprint(c, h) for h in c.hosts}
+    bare = {"s1": node("s1", server=True), "a1": node("a1")}
+    assert plan_converge(c, bare, prints).reasons == {"a1": "node lacks zone=b"}
+    labelled = node("a1")
+    labelled["metadata"]["labels"]["zone"] = "b"
+    assert plan_converge(c, bare | {"a1": labelled}, prints).touch == ()
 
 
 def test_fresh_cluster_all_flag_or_unsettled_first_server_touch_everything(tmp_path: Path) -> None:

@@ -29,21 +29,32 @@ def test_datastore_url_puts_the_password_where_the_driver_reads_it(endpoint: str
 
 
 def test_absent_critical_keys_equal_k3s_defaults() -> None:
-    assert ha.critical_diff({}, {"cluster-cidr": "10.42.0.0/16", "disable": []}) == []
-    assert ha.critical_diff({"disable": "traefik,servicelb"}, {"disable": ["servicelb", "traefik"]}) == []
+    assert ha.critical_diff({}, {"cluster-cidr": "10.42.0.0/16", "disable": [], "secrets-encryption": False}) == []
+    assert ha.critical_diff({"disable": "traefik,servicelb"}, {"disable": ["servicelb"]}) == []
+    assert ha.critical_diff({"flannel-ipv6-masq": "true"}, {"flannel-ipv6-masq": True}) == []
 
 
-def test_critical_changes_are_listed_and_secrets_hidden() -> None:
+def test_critical_changes_are_k3s_own_list() -> None:
     diff = ha.critical_diff(
         {"cluster-cidr": "10.42.0.0/16", "agent-token": "old", "node-label": ["a=b"]},
-        {"cluster-cidr": "10.52.0.0/16", "agent-token": "new", "disable": ["traefik"], "node-label": ["c=d"]},
+        {"cluster-cidr": "10.52.0.0/16", "agent-token": "new", "disable": ["servicelb"], "node-label": ["c=d"]},
     )
-    assert diff == [
-        "agent-token: (hidden) -> (hidden)",
-        "cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16",
-        "disable: (none) -> traefik",
-    ]
+    assert diff == ["cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16", "disable-service-lb: false -> true"]
     assert not any("old" in line or "new" in line for line in diff)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"disable": ["traefik"]},
+        {"disable": ["local-storage", "metrics-server", "coredns"]},
+        {"service-node-port-range": "30000-31000"},
+        {"disable-kube-proxy": True},
+        {"kube-apiserver-arg": ["audit-log-maxage=7"]},
+    ],
+)
+def test_settings_k3s_does_not_check_are_not_critical(change: dict) -> None:
+    assert ha.critical_diff({}, change) == []
 
 
 def test_etcd_membership_matches_k3s_member_names_only() -> None:

@@ -455,16 +455,25 @@ def cmd_taint(client: Client, args: Args) -> str:
     node = client.request("GET", f"/api/v1/nodes/{name}")
     taints = [t for t in node.get("spec", {}).get("taints", []) or [] if t.get("key") != "node.kubernetes.io/unreachable"]
     removed = False
+    existing = list(taints)
     for item in rest:
         if item.endswith("-"):
             spec = item[:-1]
             key, _, effect = spec.partition(":")
             key = key.split("=", 1)[0]
-            taints = [t for t in taints if not (t["key"] == key and (not effect or t["effect"] == effect))]
+            kept = [t for t in taints if not (t["key"] == key and (not effect or t["effect"] == effect))]
+            if len(kept) == len(taints):  # kubectl refuses to remove a taint the node does not have
+                raise KubectlError(f'error: taint "{spec}" not found')
+            taints = kept
             removed = True
             continue
         spec, _, effect = item.rpartition(":")
         key, _, value = spec.partition("=")
+        if not args.has("--overwrite") and any(t["key"] == key and t["effect"] == effect for t in existing):
+            raise KubectlError(
+                f"error: Node {name} already has [{key}={value}:{effect}] taint(s) with same effect(s) "
+                "and --overwrite is false"
+            )
         taints = [t for t in taints if not (t["key"] == key and t["effect"] == effect)]
         taint = {"key": key, "effect": effect}
         if value:

@@ -28,8 +28,12 @@ from .config import Settings, UsageError, parse
 from .datastore import Datastore, DatastoreError, DatastoreUnavailable, PeerTLS, SQLiteDatastore
 
 HEARTBEAT_SECONDS = 5.0
+# K3s's CriticalControlArgs that the modelled releases know (servicelb in `disable` is handled below).
 CRITICAL_FIELDS = ("cluster-cidr", "service-cidr", "cluster-dns", "cluster-domain", "flannel-backend",
-                   "disable-network-policy", "egress-selector-mode", "service-node-port-range")
+                   "flannel-ipv6-masq", "flannel-external-ip", "disable-network-policy", "disable-helm-controller",
+                   "disable-cloud-controller", "secrets-encryption", "egress-selector-mode")
+CRITICAL_BOOLS = ("flannel-ipv6-masq", "flannel-external-ip", "disable-network-policy", "disable-helm-controller",
+                  "disable-cloud-controller", "secrets-encryption")
 RESET_MESSAGE = ("Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. "
                  "Backup and delete ${datadir}/server/db on each peer etcd server and rejoin the nodes")
 
@@ -279,7 +283,8 @@ class ServerRun:
 
     def check_critical(self, store: Datastore) -> None:
         s = self.settings
-        mine = {f: s.text(f) if not s.strings(f) or f not in ("cluster-cidr", "service-cidr", "cluster-dns")
+        mine = {f: str(s.flag(f)).lower() if f in CRITICAL_BOOLS
+                else s.text(f) if not s.strings(f) or f not in ("cluster-cidr", "service-cidr", "cluster-dns")
                 else ",".join(s.strings(f)) for f in CRITICAL_FIELDS}
         mine["disable"] = ",".join(sorted(d for d in s.strings("disable") if d == "servicelb"))
 

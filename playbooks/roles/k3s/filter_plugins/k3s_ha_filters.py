@@ -10,30 +10,32 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-# Settings every server of one cluster must share; k3s refuses to start a server whose values differ from the
-# cluster's ("critical configuration value mismatch"). K3s docs, "Critical Configuration Values" (cli/server.md),
-# plus the whole `disable` list: only servicelb is checked by k3s, but a packaged component enabled on some servers
-# only is a configuration nobody wants by accident.
+# Settings every server of one cluster must share: K3s's own list (CriticalControlArgs in its daemons/config
+# package, each with its command-line name); a server whose values differ from the cluster's is refused with
+# "critical configuration value mismatch". K3s has no `disable-service-lb` flag: that value is servicelb in the
+# `disable` list. Keys a release does not know cannot be set there (its flag table refuses them), so one list serves
+# every supported version. Other `disable` entries (traefik, local-storage, metrics-server, coredns) are not
+# critical: K3s removes a disabled packaged component from a running cluster, so changing them is a rolling restart.
 CRITICAL_KEYS = (
-    "agent-token",
     "cluster-cidr",
     "cluster-dns",
     "cluster-domain",
-    "disable",
     "disable-cloud-controller",
     "disable-helm-controller",
     "disable-network-policy",
-    "disable-kube-proxy",
+    "disable-service-lb",
     "egress-selector-mode",
     "embedded-registry",
     "flannel-backend",
     "flannel-external-ip",
+    "flannel-ip-masq-disable-random-fully",
     "flannel-ipv6-masq",
     "secrets-encryption",
+    "secrets-encryption-provider",
     "service-cidr",
-    "service-node-port-range",
+    "supervisor-metrics",
 )
-# What k3s uses when a key is absent, so "absent" and "set to the default" compare equal.
+# What k3s uses when a key is absent, so "absent" and "set to the default" compare equal (booleans default false).
 CRITICAL_DEFAULTS: dict[str, Any] = {
     "cluster-cidr": "10.42.0.0/16",
     "service-cidr": "10.43.0.0/16",
@@ -41,11 +43,14 @@ CRITICAL_DEFAULTS: dict[str, Any] = {
     "cluster-domain": "cluster.local",
     "flannel-backend": "vxlan",
     "egress-selector-mode": "agent",
-    "service-node-port-range": "30000-32767",
-    "disable": [],
+    "secrets-encryption-provider": "aescbc",
 }
-_LIST_KEYS = ("disable", "cluster-cidr", "service-cidr", "cluster-dns")
-_SECRET_KEYS = ("agent-token",)
+_BOOL_KEYS = (
+    "disable-cloud-controller", "disable-helm-controller", "disable-network-policy", "disable-service-lb",
+    "embedded-registry", "flannel-external-ip", "flannel-ip-masq-disable-random-fully", "flannel-ipv6-masq",
+    "secrets-encryption", "supervisor-metrics",
+)
+_LIST_KEYS = ("cluster-cidr", "service-cidr", "cluster-dns")
 _MYSQL_RE = re.compile(r"^(mysql://)(?P<user>[^:@/]*)(?::[^@]*)?@(?P<rest>tcp\(.*)$")
 
 
@@ -78,23 +83,30 @@ def datastore_url(endpoint: str, password: str) -> str:
 def _normalised(key: str, value: Any) -> Any:
     if value is None:
         value = CRITICAL_DEFAULTS.get(key)
+    if key in _BOOL_KEYS:
+        return value is True or str(value).strip().lower() == "true"
     if key in _LIST_KEYS:
         items = value if isinstance(value, list) else ([] if value in (None, "") else str(value).split(","))
         return sorted(str(i).strip() for i in items if str(i).strip())
-    if isinstance(value, bool):
-        return value
     return None if value is None else str(value)
+
+
+def _disabled(config: dict[str, Any]) -> list[str]:
+    value = config.get("disable") or []
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(i).strip() for i in items if str(i).strip()]
 
 
 def critical_values(config: dict[str, Any] | None) -> dict[str, Any]:
     """The critical settings of one server's config.yaml content, with k3s defaults filled in."""
-    config = config or {}
+    config = dict(config or {})
+    config["disable-service-lb"] = "servicelb" in _disabled(config)
     return {key: _normalised(key, config.get(key)) for key in CRITICAL_KEYS}
 
 
-def _shown(key: str, value: Any) -> str:
-    if key in _SECRET_KEYS:
-        return "(hidden)" if value else "(unset)"
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, list):
         return ",".join(value) or "(none)"
     return "(unset)" if value is None else str(value)
@@ -103,7 +115,7 @@ def _shown(key: str, value: Any) -> str:
 def critical_diff(current: dict[str, Any] | None, intended: dict[str, Any] | None) -> list[str]:
     """One line per critical key whose value would change: 'cluster-cidr: 10.42.0.0/16 -> 10.52.0.0/16'."""
     have, want = critical_values(current), critical_values(intended)
-    return [f"{k}: {_shown(k, have[k])} -> {_shown(k, want[k])}" for k in CRITICAL_KEYS if have[k] != want[k]]
+    return [f"{k}: {_shown(have[k])} -> {_shown(want[k])}" for k in CRITICAL_KEYS if have[k] != want[k]]
 
 
 def etcd_member_names(db_info: dict[str, Any] | None) -> list[str]:
