@@ -85,7 +85,7 @@ class HostEvent:
 
     host: str
     task: str
-    state: str  # started | ok | changed | failed | unreachable | skipped
+    state: str  # started | ok | changed | note | failed | unreachable | skipped
     message: str = ""
     play: str = ""
 
@@ -101,6 +101,7 @@ class HostOutcome:
     reason: str = ""
     duration_s: float = 0.0
     changed_tasks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # messages of "Show ..." tasks: what changes, key by key
 
 
 @dataclass
@@ -130,6 +131,15 @@ class PlaybookResult:
     @property
     def changed_total(self) -> int:
         return sum(o.changed for o in self.hosts.values())
+
+
+# Roles name a task "Show ..." when its message is meant for the user (what changes in a file, key by key, secrets
+# masked; which labels a node gets): the CLI prints it, in --check too.
+NOTE_TASK_PREFIX = "Show "
+
+
+def _is_note(task: str) -> bool:
+    return task.startswith(NOTE_TASK_PREFIX) or f" : {NOTE_TASK_PREFIX}" in task
 
 
 def _short_reason(event_data: Mapping[str, Any]) -> str:
@@ -257,6 +267,9 @@ class Runner:
                 state = "changed"
                 outcome.changed += 1
                 outcome.changed_tasks.append(task)
+            elif _is_note(task):
+                state = "note"
+                outcome.notes.append(_short_reason(data))
         elif state == "failed" and not data.get("ignore_errors"):
             outcome.failed = True
             outcome.reason = f"{task}: {_short_reason(data)}"

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from provisioner.runner import HostEvent
 from provisioner.state import PhaseReport
 
-_STATE_MARKS = {"changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE"}
+_STATE_MARKS = {"changed": "changed", "note": "", "failed": "FAILED", "unreachable": "UNREACHABLE"}
 HEARTBEAT_S = 30.0  # after this long without a line, say what is still being waited for
 
 
@@ -100,7 +100,9 @@ class TextReporter:
             return
         state = mark or ("running" if event.state == "started" else event.state)
         text = f"    {event.host:<20} {state:<11} {event.task}"
-        if event.state in ("failed", "unreachable") and event.message:
+        if event.state == "note":
+            text = f"    {event.host:<20} {'':<11} {event.message}"
+        elif event.state in ("changed", "failed", "unreachable") and event.message:
             text += f": {event.message}"
         code = {"changed": "33", "failed": "31", "unreachable": "31"}.get(event.state, "0")
         self._line(self._paint(text, code))

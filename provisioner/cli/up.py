@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         session.reporter.document(document)
     else:
         headers = ["HOST", "ROLE", "ARCH", "VERSION", "READY", "CHANGED", "TIME"]
-        reporter.table(headers, [[str(r[k.lower()]) for k in headers] for r in rows])
+        if report.phases:  # a run refused before its first phase has no host to show
+            reporter.table(headers, [[str(r[k.lower()]) for k in headers] for r in rows])
         reporter.info(
             f"{'check' if args.check else 'up'} finished in {time.monotonic() - started:.1f}s; report: {saved}"
         )
@@ -142,6 +143,7 @@ def _summary_rows(ctx: Context) -> list[dict[str, Any]]:
         )
         changed = sum(r.hosts[host.name].changed for r in ctx.results.values() if host.name in r.hosts)
         seconds = sum(r.hosts[host.name].duration_s for r in ctx.results.values() if host.name in r.hosts)
+        notes = [n for r in ctx.results.values() if host.name in r.hosts for n in r.hosts[host.name].notes]
         rows.append(
             {
                 "host": host.name,
@@ -151,15 +153,17 @@ def _summary_rows(ctx: Context) -> list[dict[str, Any]]:
                 "ready": "yes" if ready else ("excluded" if host.name in ctx.excluded else "no"),
                 "changed": changed,
                 "time": f"{seconds:.1f}s",
+                "notes": notes,
             }
         )
     return rows
 
 
 def _nodes_seen(ctx: Context) -> dict[str, Any]:
+    """The nodes as verify saw them; in --check (no verify) as they were before the run."""
     result = ctx.results.get("verify")
     if result is None:
-        return {}
+        return dict(ctx.nodes_before or {})
     for tasks in result.captured.values():
         for res in tasks.values():
             try:

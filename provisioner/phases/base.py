@@ -46,6 +46,8 @@ class Context:
     facts: dict[str, Any] = field(default_factory=dict)
     # Hosts the host-changing phases work on (set by the membership phase: new or changed hosts only); None = all.
     only: tuple[str, ...] | None = None
+    # The node list the membership phase read before anything changed (name -> node); None when there was none.
+    nodes_before: dict[str, Any] | None = None
 
     @property
     def limit(self) -> str | None:

@@ -20,21 +20,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner.errors import PhaseFailedError
 from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
 from provisioner.phases.base import Context, PhaseOutcome
 from provisioner.phases.settings import record_critical_settings
-from provisioner.runner import PlaybookRun, Runner
+from provisioner.runner import PlaybookResult, PlaybookRun, Runner
 
 NODE_LIST_TASK = "Read the cluster's node list"
 MEMBERS_FILE = "members.json"
 
 
 def read_node_list(runner: Runner, inventory: Path, server: str | None = None) -> dict[str, Any] | None:
-    """The node list as `server` (default: the first server) sees it; None when it runs no cluster yet.
-
-    Raises nothing on a host without K3s; an unreachable server comes back as None too, and the caller's probe
-    reports it properly.
+    """The node list as `server` (default: the first server) sees it; None when it runs no cluster yet, or cannot
+    be asked (unreachable, login or sudo failed): callers that must tell those apart use `ask_node_list`.
     """
+    return ask_node_list(runner, inventory, server)[0]
+
+
+def ask_node_list(
+    runner: Runner, inventory: Path, server: str | None = None
+) -> tuple[dict[str, Any] | None, PlaybookResult]:
+    """The node list (None when the server answers but runs no cluster) and the run, whose failed and unreachable
+    hosts say when the server could not be asked at all."""
     extravars = {"k3s_query_server": server} if server else {}
     result = runner.run(
         PlaybookRun(playbook="nodes.yml", inventory=inventory, extravars=extravars, capture=frozenset({NODE_LIST_TASK}))
@@ -42,12 +49,12 @@ def read_node_list(runner: Runner, inventory: Path, server: str | None = None) -
     for tasks in result.captured.values():
         answer = tasks.get(NODE_LIST_TASK) or {}
         if answer.get("rc") != 0:
-            return None
+            return None, result
         try:
-            return nodes_by_name(json.loads(answer.get("stdout") or "{}").get("items", []))
+            return nodes_by_name(json.loads(answer.get("stdout") or "{}").get("items", [])), result
         except json.JSONDecodeError:
-            return None
-    return None
+            return None, result
+    return None, result
 
 
 def members_file(ctx: Context) -> Path:
@@ -76,7 +83,22 @@ class MembershipPhase:
     changes_hosts: bool = False
 
     def run(self, ctx: Context) -> PhaseOutcome:
-        nodes = None if self.touch_all else read_node_list(ctx.runner, ctx.inventory)
+        # --all needs no node list to decide; --check still reads it, to show the nodes as they are.
+        nodes = None
+        if ctx.check or not self.touch_all:  # --all needs no node list; --check reads it to show the nodes as they are
+            nodes, asked = ask_node_list(ctx.runner, ctx.inventory)
+            if asked.unreachable_hosts or asked.failed_hosts:
+                # A server that cannot be asked is not a server without a cluster: installing as if it were new
+                # could start a second cluster. Stop before anything changes.
+                raise PhaseFailedError(
+                    phase=self.name,
+                    rc=asked.rc,
+                    failed=asked.failed_hosts,
+                    unreachable=asked.unreachable_hosts,
+                    resume_hint="nothing was changed: the cluster's state could not be read from its first server; "
+                    "make it reachable (SSH, login, sudo) and rerun the same command",
+                )
+        ctx.nodes_before = nodes
         recorded = load_fingerprints(members_file(ctx))
         plan = plan_converge(ctx.cluster, nodes, recorded, touch_all=self.touch_all)
         if not ctx.check and any(host in recorded for host in plan.touch):

@@ -72,6 +72,19 @@ def meta(node: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
     return labels, taints
 
 
+def assert_check_names_the_change(cluster: LabCluster) -> None:
+    # --check names the host, the file and the keys that would change, and reads the live node state.
+    check = cluster.up("--check")
+    assert check.rc == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    notes = check.report["hosts"]["a1"]["notes"]
+    assert "/etc/rancher/k3s/config.yaml: node-label: (unset) -> [tier=edge, zone=a]; "\
+           "node-taint: (unset) -> [dedicated=gpu:NoSchedule]" in notes, notes
+    assert any("kubectl label node a1 tier=edge zone=a" in n for n in notes), notes
+    assert {h: (r["ready"], r["version"]) for h, r in check.report["hosts"].items()} == \
+        {"s1": ("yes", "v1.28.4+k3s2"), "a1": ("yes", "v1.28.4+k3s2")}
+    assert "tier" not in cluster.nodes()["a1"]["metadata"]["labels"]
+
+
 def test_interrupted_reverted_and_relabelled_hosts_converge(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "a1"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1"])
@@ -100,6 +113,7 @@ def test_interrupted_reverted_and_relabelled_hosts_converge(make_lab, tmp_path: 
     base = {"k3s_agent_config": {"kubelet-arg": ["max-pods=150"]}}
     set_agent(cluster, **base, k3s_node_labels={"tier": "edge", "zone": "a"},
               k3s_node_taints=["dedicated=gpu:NoSchedule"])
+    assert_check_names_the_change(cluster)
     labelled = cluster.up()
     assert labelled.rc == 0, labelled.stdout[-3000:] + labelled.stderr[-3000:]
     assert meta(cluster.nodes()["a1"]) == ({"owner": "ops", "tier": "edge", "zone": "a"}, {"dedicated=gpu:NoSchedule"})

@@ -69,3 +69,15 @@ def test_managed_set_is_the_union_of_record_and_configs() -> None:
     assert converge.desired_node_meta({"b": 1, "a": 2}, ["x=1:NoSchedule", "x=2:NoSchedule"]) == {
         "labels": ["a", "b"], "taints": ["x:NoSchedule"],
     }
+
+
+def test_config_changes_name_each_key_and_hide_secret_values() -> None:
+    before = BASE | {"etcd-s3-secret-key": "old-secret", "node-label": ["tier=edge"]}
+    after = BASE | {"etcd-s3-secret-key": "new-secret", "node-label": ["tier=core"], "kubelet-arg": ["max-pods=150"]}
+    lines = converge.config_changes(before, after)
+    assert lines == [
+        "etcd-s3-secret-key: (hidden) -> (hidden)",
+        "kubelet-arg: (unset) -> [max-pods=150]",
+        "node-label: [tier=edge] -> [tier=core]",
+    ]
+    assert converge.config_changes(BASE, BASE) == []

@@ -59,3 +59,16 @@ def test_host_key_checking_is_on_by_default() -> None:
     assert "StrictHostKeyChecking=no" not in env["ANSIBLE_SSH_ARGS"]
     off = SshOptions(host_key_checking=False).envvars()
     assert off["ANSIBLE_HOST_KEY_CHECKING"] == "False"
+
+
+def test_show_tasks_become_notes_the_user_sees(capsys: pytest.CaptureFixture[str]) -> None:
+    from provisioner.cli.output import TextReporter
+
+    reporter = TextReporter()
+    runner = Runner(Path("/nonexistent"), SshOptions(), on_event=reporter.host_event)
+    hosts: dict[str, HostOutcome] = {}
+    note = "/etc/rancher/k3s/config.yaml: node-label: (unset) -> [tier=edge]"
+    runner._record(_event("runner_on_ok", "a1", "k3s : Show what changes in config.yaml", msg=note), hosts)
+    runner._record(_event("runner_on_ok", "a1", "Read the node", msg="not a note"), hosts)
+    assert hosts["a1"].notes == [note] and hosts["a1"].changed == 0
+    assert note in capsys.readouterr().err

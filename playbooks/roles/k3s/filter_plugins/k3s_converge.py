@@ -30,6 +30,31 @@ def needs_restart(current: Any, intended: Any) -> bool:
     return have != want
 
 
+# Words that mark a config.yaml key whose value is a secret (token, agent-token, etcd-s3-secret-key, vpn-auth, ...):
+# its value is never shown, only that it changes.
+_SECRET_WORDS = ("token", "secret", "password", "auth", "access-key", "datastore-endpoint")
+
+
+def _shown_value(key: str, value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if any(word in key for word in _SECRET_WORDS):
+        return "(hidden)"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def config_changes(current: Any, intended: Any) -> list[str]:
+    """One line per config.yaml key that changes ('kubelet-arg: (unset) -> [max-pods=150]'), secret values hidden."""
+    have, want = _as_dict(current), _as_dict(intended)
+    return [
+        f"{key}: {_shown_value(key, have.get(key))} -> {_shown_value(key, want.get(key))}"
+        for key in sorted(set(have) | set(want))
+        if have.get(key) != want.get(key)
+    ]
+
+
 def _taint_parts(text: str) -> tuple[str, str, str]:
     """'key=value:Effect' (value optional) -> (key, value, effect)."""
     spec, _, effect = str(text).rpartition(":")
@@ -108,6 +133,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "k3s_needs_restart": needs_restart,
+            "k3s_config_changes": config_changes,
             "k3s_managed_node_meta": managed_node_meta,
             "k3s_desired_node_meta": desired_node_meta,
             "k3s_node_meta_commands": node_meta_commands,
