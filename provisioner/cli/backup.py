@@ -1,4 +1,5 @@
-"""`provision backup`: the cluster state (etcd snapshot or SQLite copy) and the server token onto this machine."""
+"""`provision backup`: the cluster state and what restoring it needs onto this machine (K3s: the etcd snapshot or
+SQLite copy and the server token); the flavor says what it runs, or why it cannot."""
 
 from __future__ import annotations
 
@@ -22,19 +23,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     session = open_session(args)
-    if session.cluster.datastore == "external":
-        raise UsageError("this cluster uses an external datastore: back it up with that database's own tools")
     dest_root = (args.dest or session.state.root / "backups").expanduser().resolve()
     name = args.name or f"{session.cluster.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     if "/" in name or name in ("", ".", ".."):
         raise UsageError(f"--name {name!r}: use a plain directory name")
-    session.reporter.phase_started("backup", f"Back up {session.cluster.datastore} state and token")
+    step = session.flavor.backup_step(session, dest_root, name)
+    session.reporter.phase_started("backup", step.title)
     result = session.runner().run(
-        PlaybookRun(
-            playbook="backup.yml",
-            inventory=session.inventory,
-            extravars={"k3s_backup_dir": str(dest_root), "k3s_backup_name": name},
-        )
+        PlaybookRun(playbook=step.playbook, inventory=session.inventory, extravars=dict(step.extravars))
     )
     if not result.ok:
         raise PhaseFailedError(

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.cli.output import JsonReporter, TextReporter
 from provisioner.errors import UsageError
-from provisioner.inventory import Cluster, load_inventory
+from provisioner.flavors import FlavorOptions, get_flavor
+from provisioner.inventory import load_inventory
+from provisioner.inventory.model import FLAVORS
 from provisioner.probe import SshSettings
-from provisioner.runner import SECRET_ENV, Runner, SshOptions, new_run_id
+from provisioner.runner import SECRET_ENV, SshOptions
+from provisioner.session import SecretFiles, Session
 from provisioner.state import ClusterLock, ClusterState, lock_cluster
 
 
 def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--inventory", type=Path, required=True, help="the cluster's inventory file")
-    parser.add_argument("--flavor", choices=["k3s", "kubeadm"], help="override provision_flavor from the inventory")
+    parser.add_argument("--flavor", choices=FLAVORS, help="override provision_flavor from the inventory")
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -71,47 +73,12 @@ def reporter_for(args: argparse.Namespace) -> TextReporter:
     return reporter
 
 
-@dataclass(frozen=True)
-class SecretFiles:
-    """Secrets the user exported (PROVISION_K3S_TOKEN, PROVISION_DATASTORE_PASSWORD), moved into 0600 files of the
-    cluster's state dir before anything runs: the variables leave the environment, so no runner artifact, child
-    process or task environment sees them, and only the files' paths travel as extra vars."""
-
-    token: Path | None = None
-    datastore_password: Path | None = None
-
-
-@dataclass
-class Session:
-    """What every command that talks to hosts needs, built once from the arguments."""
-
-    cluster: Cluster
-    inventory: Path
-    state: ClusterState
-    reporter: TextReporter
-    ssh: SshSettings
-    ssh_options: SshOptions
-    secrets: SecretFiles = field(default_factory=SecretFiles)
-    run_id: str = field(default_factory=new_run_id)  # every playbook of this command keeps its artifacts together
-
-    def runner(self) -> Runner:
-        # The datastore password file reaches every playbook, as the environment variable would have (the roles
-        # fall back to it when the inventory names no file).
-        base = {}
-        if self.secrets.datastore_password is not None:
-            base["k3s_datastore_password_file"] = str(self.secrets.datastore_password)
-        return Runner(
-            self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base,
-            run_id=self.run_id,
-        )
-
-
 def move_env_secrets(secrets_dir: Path) -> SecretFiles:
     token_name, password_name = SECRET_ENV
     token = take_secret_from_env(token_name)
     password = take_secret_from_env(password_name)
     return SecretFiles(
-        token=None if token is None else _write_secret(secrets_dir / "k3s-token", token),
+        token=None if token is None else _write_secret(secrets_dir / "cluster-token", token),
         datastore_password=None if password is None else _write_secret(secrets_dir / "datastore-password", password),
     )
 
@@ -139,6 +106,8 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
     known_hosts = args.known_hosts.resolve() if args.known_hosts else None
     if known_hosts is not None and not known_hosts.is_file():
         raise UsageError(f"--known-hosts {known_hosts}: no such file")
+    ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
+    flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
     if changes:
         lock = lock_cluster(state, cluster.name, args.command)
@@ -155,8 +124,9 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
         inventory=inventory.resolve(),
         state=state,
         reporter=reporter,
-        ssh=SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking),
+        ssh=ssh,
         ssh_options=SshOptions(known_hosts=known_hosts, host_key_checking=checking),
+        flavor=flavor,
         secrets=secrets,
     )
 

@@ -10,14 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from provisioner.cli.common import Session
 from provisioner.errors import RefusedError, UsageError
 from provisioner.lifecycle_plan import Node
-from provisioner.paths import role_file
 from provisioner.phases.membership import read_node_list
 from provisioner.runner import PlaybookResult, PlaybookRun
+from provisioner.session import Session
 from provisioner.state import PhaseReport, RunReport
 
 CLEANUP_TASK = "Remove processes, pod namespaces, mounts, interfaces and firewall chains"
@@ -29,7 +26,7 @@ def read_nodes(session: Session, avoid: Sequence[str]) -> dict[str, Node]:
     runner = session.runner()
     servers = [s.name for s in session.cluster.servers]
     for server in [*(s for s in servers if s not in avoid), *(s for s in servers if s in avoid)]:
-        nodes = read_node_list(runner, session.inventory, server)
+        nodes = read_node_list(runner, session.inventory, session.flavor.node_query, server)
         if nodes is not None:
             return nodes
     raise RefusedError(
@@ -45,15 +42,6 @@ def confirm(args: argparse.Namespace, question: str) -> None:
         raise UsageError("not asking for confirmation without a terminal; rerun with --yes")
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise UsageError("cancelled; nothing was changed")
-
-
-def prerequisite_packages() -> list[str]:
-    """Packages k3s_prereq may have installed; reset leaves them (other software may use them)."""
-    try:
-        defaults = yaml.safe_load(role_file("k3s_prereq", "defaults", "main.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return []
-    return [str(p) for p in defaults.get("k3s_prereq_packages", [])]
 
 
 @dataclass

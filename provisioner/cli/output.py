@@ -135,6 +135,10 @@ class TextReporter:
         """Text goes out as it comes; nothing is held back. The heartbeat ends with the command."""
         self._stop_heartbeat()
 
+    def result_text(self, text: str) -> None:
+        """A document for a pipe or a file (e.g. manifests) on stdout, as it is."""
+        emit_text(text)
+
     def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
         """A result table goes to stdout (so `provision status > file` keeps it); one that only explains what is
         about to happen (result=False) goes with the progress to stderr."""
@@ -195,6 +199,9 @@ class JsonReporter(TextReporter):
 
     def table(self, headers: list[str], rows: list[list[str]], *, result: bool = True) -> None:
         return
+
+    def result_text(self, text: str) -> None:
+        return  # the command puts such text into its document
 
 
 def emit_json(document: dict[str, Any]) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
+from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import CLEANUP_TASK, PhaseRun, confirm, finish, host_rows, read_nodes
 from provisioner.errors import PhaseFailedError, RefusedError, UsageError
 from provisioner.lifecycle_plan import (
-    ETCD_LABEL,
     RemovalPlan,
     RemovalRefusedError,
     check_removable,
@@ -22,6 +21,7 @@ from provisioner.lifecycle_plan import (
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.probe import probe_hosts
 from provisioner.runner import PlaybookRun
+from provisioner.session import Session
 from provisioner.state import RunReport
 
 
@@ -48,7 +48,7 @@ def _plan(session: Session, args: argparse.Namespace) -> RemovalPlan:
     nodes = read_nodes(session, avoid=[args.host])
     target = next(h for h in cluster.hosts if h.name == args.host)
     reachable = probe_hosts([target], session.ssh)[args.host].reachable
-    embedded = any(ETCD_LABEL in (n.get("metadata", {}).get("labels") or {}) for n in nodes.values())
+    embedded = session.flavor.embedded_etcd(nodes)
     try:
         return plan_removal(cluster, args.host, nodes, reachable=reachable, force=args.force, embedded_etcd=embedded)
     except RemovalRefusedError as exc:
@@ -69,17 +69,14 @@ def run(args: argparse.Namespace) -> int:
     confirm(args, f"Remove {plan.role} {plan.host} from cluster {session.cluster.name!r}: {what}?")
     report = RunReport(command="remove-node", cluster=session.cluster.name, inventory=str(session.inventory))
     phases = PhaseRun(session, report)
+    step = session.flavor.removal_step(plan)
     result = phases.run(
         "remove-node",
-        f"Remove {plan.host}: {what}",
+        f"{step.title}: {what}",
         PlaybookRun(
-            playbook="remove_node.yml",
+            playbook=step.playbook,
             inventory=session.inventory,
-            extravars={
-                "k3s_remove_node": plan.host,
-                "k3s_remove_force": not plan.reset_host,
-                "k3s_remove_via": plan.control_server,
-            },
+            extravars=dict(step.extravars),
             capture=frozenset({CLEANUP_TASK}),
         ),
     )

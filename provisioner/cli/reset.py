@@ -1,7 +1,8 @@
-"""`provision reset`: remove K3s from every host (or the --limit'ed ones) and the cluster from the kubeconfig.
+"""`provision reset`: remove the cluster's software (K3s: flavors/k3s) from every host (or the --limit'ed ones) and
+the cluster from the kubeconfig.
 
-Hosts end as they were before `up`, except for prerequisite packages (listed in the report). Only K3s's own
-firewall chains go; the SSH session is never cut. A full reset also drops the cluster's context from the user's
+Hosts end as they were before `up`, except for prerequisite packages (listed in the report). Only the cluster's
+own firewall chains go; the SSH session is never cut. A full reset also drops the cluster's context from the user's
 kubeconfig and the fetched kubeconfig and membership record from the state directory.
 """
 
@@ -11,25 +12,25 @@ import argparse
 from pathlib import Path
 
 from provisioner import kubeconfig
-from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
+from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.cli.lifecycle import (
     CLEANUP_TASK,
     PhaseRun,
     confirm,
     finish,
     host_rows,
-    prerequisite_packages,
     read_nodes,
 )
 from provisioner.errors import PhaseFailedError, RefusedError, UsageError
-from provisioner.lifecycle_plan import ETCD_LABEL, RemovalRefusedError, check_partial_reset
+from provisioner.lifecycle_plan import RemovalRefusedError, check_partial_reset
 from provisioner.phases.membership import MEMBERS_FILE, load_fingerprints, save_fingerprints
 from provisioner.runner import PlaybookRun
+from provisioner.session import Session
 from provisioner.state import RunReport
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("reset", help="remove K3s and everything it left from the hosts (asks first)")
+    parser = sub.add_parser("reset", help="remove the cluster and everything it left from the hosts (asks first)")
     add_inventory_options(parser)
     add_connection_options(parser)
     parser.add_argument("--limit", nargs="+", metavar="HOST", help="reset only these hosts (they stay in the cluster)")
@@ -57,8 +58,7 @@ def _check_quorum(session: Session, targets: list[str]) -> None:
     try:
         check_partial_reset(session.cluster, targets, {}, embedded_etcd=False)  # every server named: no need to ask
         nodes = read_nodes(session, avoid=targets)
-        embedded = any(ETCD_LABEL in (n.get("metadata", {}).get("labels") or {}) for n in nodes.values())
-        check_partial_reset(session.cluster, targets, nodes, embedded_etcd=embedded)
+        check_partial_reset(session.cluster, targets, nodes, embedded_etcd=session.flavor.embedded_etcd(nodes))
     except RemovalRefusedError as exc:
         raise RefusedError(str(exc)) from None
 
@@ -75,14 +75,17 @@ def run(args: argparse.Namespace) -> int:
             "`provision remove-node HOST`"
         )
         _check_quorum(session, targets)
-    confirm(args, f"Remove K3s and all its data from {len(targets)} host(s) of cluster {cluster.name!r}?")
+    product = session.flavor.product
+    confirm(args, f"Remove {product} and all its data from {len(targets)} host(s) of cluster {cluster.name!r}?")
     report = RunReport(command="reset", cluster=cluster.name, inventory=str(session.inventory))
     phases = PhaseRun(session, report)
+    step = session.flavor.reset_step()
     result = phases.run(
         "reset",
-        "Stop K3s and remove services, files, mounts, interfaces and K3s firewall chains",
+        step.title,
         PlaybookRun(
-            playbook="reset.yml",
+            playbook=step.playbook,
+            extravars=dict(step.extravars),
             inventory=session.inventory,
             limit=None if whole else ",".join(targets),
             capture=frozenset({CLEANUP_TASK}),
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         path = session.state.root / MEMBERS_FILE
         if path.exists():
             save_fingerprints(path, {h: d for h, d in load_fingerprints(path).items() if h not in targets})
-    packages = prerequisite_packages()
+    packages = session.flavor.kept_packages()
     report.hosts = host_rows(phases.results)
     for row in report.hosts.values():
         row["packages_left"] = packages

@@ -7,7 +7,6 @@ import json
 
 from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.errors import PhaseFailedError
-from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.runner import PlaybookRun
 
 
@@ -20,10 +19,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     session = open_session(args, changes=False)
-    flavor = get_flavor(session.cluster.flavor, FlavorOptions(ssh=session.ssh))
     result = session.runner().run(
         PlaybookRun(
-            playbook=flavor.status_playbook(), inventory=session.inventory, capture=frozenset({"Read the node list"})
+            playbook=session.flavor.node_list_playbook(), inventory=session.inventory,
+            capture=frozenset({"Read the node list"}),
         )
     )
     if not result.ok:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import kubeconfig
-from provisioner.cli.common import Session, add_connection_options, add_inventory_options, open_session
+from provisioner.cli.common import add_connection_options, add_inventory_options, open_session
 from provisioner.errors import ProvisionError, UsageError
-from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.phases.base import Context, PhaseManager
 from provisioner.runner import SECRET_ENV
+from provisioner.session import Session
 from provisioner.state import RunReport
 
 TOKEN_ENV = SECRET_ENV[0]  # PROVISION_K3S_TOKEN, named in --token-file's help
@@ -64,20 +64,8 @@ def _token_file(args: argparse.Namespace, session: Session) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     session = open_session(args)
     cluster, reporter = session.cluster, session.reporter
-    flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=session.ssh, touch_all=args.all))
-    extravars: dict[str, Any] = {
-        "k3s_kubeconfig_dest": str(session.state.kubeconfig),
-        "provision_flavor": flavor.name,
-    }
-    token_file = _token_file(args, session)
-    if token_file is not None:
-        extravars["k3s_token_file"] = str(token_file)
-    # PROVISION_DATASTORE_PASSWORD (moved into a file by the session) wins over the inventory's file.
-    datastore_password_file = session.secrets.datastore_password
-    if datastore_password_file is None:
-        datastore_password_file = cluster.k3s.datastore_password_file  # resolved against the inventory's folder
-    if datastore_password_file is not None:
-        extravars["k3s_datastore_password_file"] = str(datastore_password_file)
+    flavor = session.flavor
+    extravars = flavor.up_extravars(session, _token_file(args, session))
     report = RunReport(command="check" if args.check else "up", cluster=cluster.name, inventory=str(session.inventory))
     ctx = Context(
         cluster=cluster,
@@ -92,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     error: ProvisionError | None = None
     try:
-        PhaseManager(flavor.up_phases()).run(ctx)
+        PhaseManager(flavor.up_phases(touch_all=args.all)).run(ctx)
     except ProvisionError as exc:
         error = exc
     context_name = None

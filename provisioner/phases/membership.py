@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,28 +24,33 @@ from typing import Any
 from provisioner.errors import PhaseFailedError
 from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
 from provisioner.phases.base import Context, PhaseOutcome
-from provisioner.phases.settings import record_critical_settings
 from provisioner.runner import PlaybookResult, PlaybookRun, Runner
 
 NODE_LIST_TASK = "Read the cluster's node list"
 MEMBERS_FILE = "members.json"
 
 
-def read_node_list(runner: Runner, inventory: Path, server: str | None = None) -> dict[str, Any] | None:
+# The flavor's playbook (Flavor.node_query) that asks one server for the node list: (playbook, extra vars).
+NodeQuery = Callable[[str | None], tuple[str, dict[str, Any]]]
+
+
+def read_node_list(
+    runner: Runner, inventory: Path, query: NodeQuery, server: str | None = None
+) -> dict[str, Any] | None:
     """The node list as `server` (default: the first server) sees it; None when it runs no cluster yet, or cannot
     be asked (unreachable, login or sudo failed): callers that must tell those apart use `ask_node_list`.
     """
-    return ask_node_list(runner, inventory, server)[0]
+    return ask_node_list(runner, inventory, query, server)[0]
 
 
 def ask_node_list(
-    runner: Runner, inventory: Path, server: str | None = None
+    runner: Runner, inventory: Path, query: NodeQuery, server: str | None = None
 ) -> tuple[dict[str, Any] | None, PlaybookResult]:
     """The node list (None when the server answers but runs no cluster) and the run, whose failed and unreachable
     hosts say when the server could not be asked at all."""
-    extravars = {"k3s_query_server": server} if server else {}
+    playbook, extravars = query(server)
     result = runner.run(
-        PlaybookRun(playbook="nodes.yml", inventory=inventory, extravars=extravars, capture=frozenset({NODE_LIST_TASK}))
+        PlaybookRun(playbook=playbook, inventory=inventory, extravars=extravars, capture=frozenset({NODE_LIST_TASK}))
     )
     for tasks in result.captured.values():
         answer = tasks.get(NODE_LIST_TASK) or {}
@@ -77,6 +83,7 @@ def save_fingerprints(path: Path, fingerprints: dict[str, str]) -> None:
 
 @dataclass
 class MembershipPhase:
+    node_query: NodeQuery
     touch_all: bool = False
     name: str = "membership"
     title: str = "Find the hosts that are not yet members as described"
@@ -86,7 +93,7 @@ class MembershipPhase:
         # --all needs no node list to decide; --check still reads it, to show the nodes as they are.
         nodes = None
         if ctx.check or not self.touch_all:  # --all needs no node list; --check reads it to show the nodes as they are
-            nodes, asked = ask_node_list(ctx.runner, ctx.inventory)
+            nodes, asked = ask_node_list(ctx.runner, ctx.inventory, self.node_query)
             if asked.unreachable_hosts or asked.failed_hosts:
                 # A server that cannot be asked is not a server without a cluster: installing as if it were new
                 # could start a second cluster. Stop before anything changes.
@@ -116,8 +123,7 @@ class MembershipPhase:
 
 @dataclass
 class RecordMembersPhase:
-    """Store each verified host's inventory digest, so the next `up` can leave it alone, and the cluster's critical
-    settings, so the next `up` refuses a change to them before contacting any host."""
+    """Store each verified host's inventory digest, so the next `up` can leave it alone."""
 
     name: str = "record"
     title: str = "Record the hosts that are members as described"
@@ -136,5 +142,4 @@ class RecordMembersPhase:
             if host.name not in ctx.excluded:
                 recorded[host.name] = host_fingerprint(ctx.cluster, host)
         save_fingerprints(path, recorded)
-        record_critical_settings(ctx)
         return PhaseOutcome(status="ok")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.inventory import load_inventory
-from provisioner.phases.upgrade import (
+from provisioner.flavors.k3s.upgrade_phases import (
     TASK_HEALTH,
     TASK_INSTALLED,
     TASK_NODES,
@@ -16,6 +15,7 @@ from provisioner.phases.upgrade import (
     TASK_TARGET,
     read_check,
 )
+from provisioner.inventory import load_inventory
 from provisioner.plan import K3sVersion
 from provisioner.runner import HostOutcome, PlaybookResult
 

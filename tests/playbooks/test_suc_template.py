@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from provisioner.flavors.k3s.suc import PlanSettings, plan_template, render_plans
 from provisioner.inventory.model import DEFAULT_UPGRADE_IMAGE
 from provisioner.inventory.syntax import IMAGE_REPOSITORY_RE
-from provisioner.suc import PlanSettings, plan_template, render_plans
 
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "k3s_upgrade"
 BIN_DIR = Path(sys.executable).parent

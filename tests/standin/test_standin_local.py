@@ -636,7 +636,7 @@ CRD_NOT_FOUND = ('Error from server (NotFound): customresourcedefinitions.apiext
 
 def _plans(version: str) -> str:
     """The Plans exactly as provision renders and applies them (imported here: the other tests need no provisioner)."""
-    from provisioner.suc import PlanSettings, render_plans  # noqa: PLC0415
+    from provisioner.flavors.k3s.suc import PlanSettings, render_plans  # noqa: PLC0415
 
     return render_plans(PlanSettings(version, "rancher/k3s-upgrade", 2, True, 120))
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.cli.output import TextReporter
 from provisioner.runner import HostEvent, HostOutcome, Runner, SshOptions
 
 pytestmark = pytest.mark.unit
@@ -62,8 +63,6 @@ def test_host_key_checking_is_on_by_default() -> None:
 
 
 def test_show_tasks_become_notes_the_user_sees(capsys: pytest.CaptureFixture[str]) -> None:
-    from provisioner.cli.output import TextReporter
-
     reporter = TextReporter()
     runner = Runner(Path("/nonexistent"), SshOptions(), on_event=reporter.host_event)
     hosts: dict[str, HostOutcome] = {}

@@ -1,5 +1,6 @@
 """`upgrade --strategy plan`: the system-upgrade-controller Plans as the CLI renders them (same code path as the CLI:
-parsed arguments + loaded inventory -> provisioner.cli.upgrade.plan_manifest -> the role's template)."""
+parsed arguments -> the typed request + loaded inventory -> the K3s flavor's plan_manifest -> the role's
+template)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 import yaml
 
 from provisioner.cli.main import build_parser
-from provisioner.cli.upgrade import plan_manifest
+from provisioner.cli.upgrade import upgrade_request
+from provisioner.flavors.k3s.upgrade import plan_manifest
 from provisioner.inventory import load_inventory
 
 pytestmark = pytest.mark.unit
@@ -39,7 +41,7 @@ def _plans(tmp_path: Path, *options: str, agents: int = 2, extra_vars: str = "")
     args = build_parser().parse_args(
         ["upgrade", "-i", str(inventory), "--version", TARGET, "--strategy", "plan", *options]
     )
-    text = plan_manifest(args, load_inventory(inventory), TARGET)
+    text = plan_manifest(upgrade_request(args), load_inventory(inventory), TARGET)
     documents = [d for d in yaml.safe_load_all(text) if d]
     assert [d["kind"] for d in documents] == ["Plan", "Plan"]
     return {d["metadata"]["name"]: d for d in documents}

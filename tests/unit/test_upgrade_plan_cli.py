@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from provisioner.cli.main import main
-from provisioner.phases.upgrade import TASK_HEALTH, TASK_INSTALLED, TASK_NODES, TASK_PLAN_CRD, TASK_TARGET
+from provisioner.flavors.k3s.upgrade_phases import TASK_HEALTH, TASK_INSTALLED, TASK_NODES, TASK_PLAN_CRD, TASK_TARGET
 from provisioner.runner import HostOutcome, PlaybookResult, PlaybookRun, Runner
 
 pytestmark = pytest.mark.unit

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioner.flavors.k3s.suc import PLAN_CRD
 from provisioner.inventory import Cluster
 from provisioner.phases.base import Context, PhaseManager, PhaseOutcome, PlaybookPhase
 from provisioner.plan import K3sVersion, NodeState
 from provisioner.runner import PlaybookResult
-from provisioner.suc import PLAN_CRD
 
 TASK_INSTALLED = "Read the installed K3s version"
 TASK_TARGET = "Report the target version"

@@ -63,3 +63,20 @@ class CriticalSettingsPhase:
                 "(provision reset, then up) to use the new ones.",
             )
         return PhaseOutcome(status="ok", note="as the running cluster has them")
+
+
+@dataclass
+class RecordCriticalSettingsPhase:
+    """After a verified `up`: the first server's critical settings, for the next run's CriticalSettingsPhase."""
+
+    name: str = "record-settings"
+    title: str = "Record the settings every server shares"
+    changes_hosts: bool = False
+
+    def run(self, ctx: Context) -> PhaseOutcome:
+        if ctx.check:
+            return PhaseOutcome(status="skipped", note="check mode")
+        if not any(p.name == "verify" and p.status == "ok" for p in ctx.report.phases):
+            return PhaseOutcome(status="skipped", note="verify did not pass")
+        record_critical_settings(ctx)
+        return PhaseOutcome(status="ok")
