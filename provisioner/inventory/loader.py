@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from provisioner.errors import InventoryError, Problem
-from provisioner.inventory import host_checks, k3s_checks
+from provisioner.inventory import host_checks, k3s_checks, kubeadm_checks
 from provisioner.inventory.ansible_source import (
     VAULTED,
     AnsibleParseError,
@@ -23,7 +23,16 @@ from provisioner.inventory.ansible_source import (
     plain,
     resolve,
 )
-from provisioner.inventory.model import DEFAULT_FLAVOR, DEFAULT_RELEASE_URL, FLAVORS, Cluster, Host, K3sSettings, Role
+from provisioner.inventory.model import (
+    DEFAULT_FLAVOR,
+    DEFAULT_RELEASE_URL,
+    FLAVORS,
+    Cluster,
+    Host,
+    K3sSettings,
+    KubeadmSettings,
+    Role,
+)
 from provisioner.inventory.report import Report
 from provisioner.inventory.syntax import (
     CLUSTER_NAME_RE,
@@ -54,6 +63,7 @@ CLUSTER_VARS = (
     "k3s_datastore_endpoint",
     "k3s_datastore_password_file",
     "k3s_upgrade_image",
+    *kubeadm_checks.CLUSTER_VARS,
 )
 HOST_VARS = ("provision_hardware", "k3s_node_labels", "k3s_node_taints", "k3s_server_config", "k3s_agent_config")
 # Variables the roles accept (see playbooks/roles/*/meta/argument_specs.yml) that the model passes through as they are.
@@ -109,7 +119,9 @@ ROLE_TUNABLES = (
     "k3s_remove_node",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
-OWN_PREFIXES = ("provision_", "k3s_")
+OWN_PREFIXES = ("provision_", "k3s_", "kubeadm_")
+# Each flavor's own variables; those of the other flavor in an inventory are refused (they would be ignored).
+FLAVOR_PREFIXES = {"k3s": "k3s_", "kubeadm": "kubeadm_"}
 _MIN_ETCD_SERVERS = 2  # one server uses SQLite; from two on, servers share embedded etcd
 
 
@@ -194,12 +206,19 @@ class _Builder:
         flavor = self.flavor(reference.get("provision_flavor"))
         hosts = tuple(self.host(self.by_name[n], roles[n]) for n in ordered)
         servers = [h for h in hosts if h.role == "server"]
-        k3s = self.k3s_settings(reference, flavor, servers, hosts)
+        self.refuse_other_flavor_vars(flavor)
+        settings: K3sSettings | KubeadmSettings
+        if flavor == "kubeadm":
+            settings = kubeadm_checks.read_settings(self.report, reference, hosts, self.base)
+            external = settings.etcd is not None
+        else:
+            settings = self.k3s_settings(reference, servers, hosts)
+            external = settings.datastore_endpoint not in (None, "")
         accept_even = host_checks.check_bool(
             self.report, None, "provision_accept_even_servers", reference.get("provision_accept_even_servers"), False
         )
         self.check_addresses(hosts)
-        self.check_quorum(len(servers), k3s, accept_even)
+        self.check_quorum(len(servers), external, accept_even, kubeadm=flavor == "kubeadm")
         # A managed VIP is the API endpoint unless provision_api_endpoint names another (an LB in front, say).
         endpoint = self.api_endpoint(
             reference.get("provision_api_endpoint")
@@ -214,7 +233,7 @@ class _Builder:
             flavor=flavor,
             source_file=self.path,
             api_endpoint=endpoint,
-            k3s=k3s,
+            settings=settings,
             hosts=hosts,
             accept_even_servers=accept_even,
             warnings=tuple(self.report.sorted_warnings()),
@@ -366,21 +385,35 @@ class _Builder:
 
     # -- k3s -----------------------------------------------------------------------------------------------------
 
-    def k3s_settings(
-        self, ref: Mapping[str, Any], flavor: str, servers: list[Host], hosts: tuple[Host, ...]
-    ) -> K3sSettings:
+    def refuse_other_flavor_vars(self, flavor: str) -> None:
+        """A kubeadm_* variable in a K3s inventory (or k3s_* in a kubeadm one) would be ignored: refuse it."""
+        own = FLAVOR_PREFIXES.get(flavor, "")
+        foreign = tuple(p for f, p in FLAVOR_PREFIXES.items() if f != flavor)
+        index = self.report.index
+        entries = [(path, line) for (_owner, path), line in index.group_vars.items() if len(path) == 1]
+        entries += [(path, line) for (_owner, path), line in index.host_vars.items() if len(path) == 1]
+        for path, line in sorted(entries, key=lambda entry: entry[1]):
+            name = str(path[0])
+            if name.startswith(foreign) and not name.startswith(own):
+                other = next(f for f, p in FLAVOR_PREFIXES.items() if name.startswith(p))
+                self.report.error(
+                    name,
+                    f"is a {other} setting, but this inventory installs {flavor} (provision_flavor)",
+                    f"remove it, or set provision_flavor: {other} if this cluster is meant to run {other}",
+                    line=line,
+                )
+
+    def k3s_settings(self, ref: Mapping[str, Any], servers: list[Host], hosts: tuple[Host, ...]) -> K3sSettings:
         report = self.report
         version, channel = ref.get("k3s_version"), ref.get("k3s_channel")
         url_given = "k3s_release_url" in ref and ref["k3s_release_url"] is not None
         release_url: str | None = DEFAULT_RELEASE_URL
         artifact_dir = None
-        is_k3s = flavor == "k3s"
-        if is_k3s:
-            k3s_checks.check_version_and_channel(report, version, channel)
-            k3s_checks.check_fixed_locations(report, ref)
-        if url_given and is_k3s:
+        k3s_checks.check_version_and_channel(report, version, channel)
+        k3s_checks.check_fixed_locations(report, ref)
+        if url_given:
             release_url = k3s_checks.check_release_url(report, ref["k3s_release_url"])
-        if ref.get("k3s_artifact_dir") is not None and is_k3s:
+        if ref.get("k3s_artifact_dir") is not None:
             if url_given:
                 report.error(
                     "k3s_artifact_dir",
@@ -393,15 +426,15 @@ class _Builder:
         registries = ref.get("k3s_registries")
         if registries is not None:
             k3s_checks.check_registries(report, registries)
-        server_config = self.server_config(ref, servers, is_k3s)
-        agent_config = self.agent_configs(hosts, is_k3s)
+        server_config = self.server_config(ref, servers)
+        agent_config = self.agent_configs(hosts)
         token = ref.get("k3s_token")
         self.check_token(token)
         password_file = k3s_checks.check_datastore(
             report, ref.get("k3s_datastore_endpoint"), ref.get("k3s_datastore_password_file"), len(servers), self.base
         )
         endpoint = ref.get("k3s_datastore_endpoint")
-        upgrade_image = k3s_checks.check_upgrade_image(report, ref.get("k3s_upgrade_image") if is_k3s else None)
+        upgrade_image = k3s_checks.check_upgrade_image(report, ref.get("k3s_upgrade_image"))
         airgap_images = k3s_checks.check_airgap_images(
             report,
             host_checks.check_bool(report, None, "k3s_airgap_images", ref.get("k3s_airgap_images"), False),
@@ -423,18 +456,17 @@ class _Builder:
             airgap_images=airgap_images,
         )
 
-    def server_config(self, ref: Mapping[str, Any], servers: list[Host], check: bool) -> dict[str, object]:
+    def server_config(self, ref: Mapping[str, Any], servers: list[Host]) -> dict[str, object]:
         value = ref.get("k3s_server_config") if servers else None
         host = servers[0].name if servers else None
-        if check:
-            k3s_checks.check_config(self.report, "k3s_server_config", value, "server", host=host)
+        k3s_checks.check_config(self.report, "k3s_server_config", value, "server", host=host)
         return dict(value) if isinstance(value, Mapping) else {}
 
-    def agent_configs(self, hosts: tuple[Host, ...], check: bool) -> dict[str, object]:
+    def agent_configs(self, hosts: tuple[Host, ...]) -> dict[str, object]:
         """Check each distinct agent config once (agents may differ by group); return the first agent's."""
         checked: list[object] = []
         agents = [h for h in hosts if h.role == "agent"]
-        for agent in agents if check else []:
+        for agent in agents:
             value = plain(self.by_name[agent.name].variables.get("k3s_agent_config"))
             if value in checked:
                 continue
@@ -461,18 +493,19 @@ class _Builder:
             "encrypt it with `ansible-vault encrypt_string`, or pass it via PROVISION_K3S_TOKEN or --token-file",
         )
 
-    def check_quorum(self, servers: int, k3s: K3sSettings, accept_even: bool) -> None:
+    def check_quorum(self, servers: int, external: bool, accept_even: bool, kubeadm: bool) -> None:
         """etcd needs a majority: 2 servers tolerate no failure (like 1), 4 tolerate one (like 3)."""
-        if servers < _MIN_ETCD_SERVERS or servers % 2 or k3s.datastore_endpoint not in (None, ""):
+        if servers < _MIN_ETCD_SERVERS or servers % 2 or external:
             return
+        unit, etcd = ("control-plane node", "stacked etcd") if kubeadm else ("server", "embedded etcd")
+        alternative = "use kubeadm_etcd: external" if kubeadm else "use k3s_datastore_endpoint"
         majority = quorum(servers)
         tolerated = fault_tolerance(servers)
-        survives = (
-            "no server failure" if tolerated == 0 else f"{tolerated} server failure{'s' if tolerated > 1 else ''}"
-        )
-        like = "a single server" if servers == _MIN_ETCD_SERVERS else f"{servers - 1} servers"
+        plural = "s" if tolerated > 1 else ""
+        survives = f"no {unit} failure" if tolerated == 0 else f"{tolerated} {unit} failure{plural}"
+        like = f"a single {unit}" if servers == _MIN_ETCD_SERVERS else f"{servers - 1} {unit}s"
         message = (
-            f"{servers} servers with embedded etcd: etcd needs a majority ({majority} of {servers}) to work, so the "
+            f"{servers} {unit}s with {etcd}: etcd needs a majority ({majority} of {servers}) to work, so the "
             f"cluster survives {survives}, like {like}, with one more machine that can fail"
         )
         line = self.report.index.group_lines.get("server")
@@ -482,7 +515,7 @@ class _Builder:
         self.report.error(
             "server",
             message,
-            f"use an odd number of servers ({servers - 1} or {servers + 1}), use k3s_datastore_endpoint, "
+            f"use an odd number of {unit}s ({servers - 1} or {servers + 1}), {alternative}, "
             "or set provision_accept_even_servers: true in all.vars if this is deliberate",
             line=line,
         )
@@ -592,8 +625,13 @@ def to_ansible_vars(cluster: Cluster) -> dict[str, object]:
         "provision_flavor": cluster.flavor,
         "provision_api_endpoint": cluster.api_endpoint,
     }
-    if cluster.k3s.artifact_dir is not None:
-        extra["k3s_artifact_dir"] = str(cluster.k3s.artifact_dir)
-    if cluster.k3s.datastore_password_file is not None:
-        extra["k3s_datastore_password_file"] = str(cluster.k3s.datastore_password_file)
+    settings = cluster.settings
+    if isinstance(settings, KubeadmSettings):
+        if settings.artifact_dir is not None:
+            extra["kubeadm_artifact_dir"] = str(settings.artifact_dir)
+        return extra
+    if settings.artifact_dir is not None:
+        extra["k3s_artifact_dir"] = str(settings.artifact_dir)
+    if settings.datastore_password_file is not None:
+        extra["k3s_datastore_password_file"] = str(settings.datastore_password_file)
     return extra

@@ -34,6 +34,14 @@ BOARD_ARCHES: dict[str, tuple[str, ...]] = {
     "other-arm": ("arm64", "armhf"),
 }
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# kubeadm: where the packages come from, the CNIs provision can install, and the etcd topologies.
+KUBEADM_PACKAGE_SOURCES = ("apt", "binaries", "artifacts")
+KUBEADM_CNIS = ("flannel", "calico", "cilium", "none")
+KUBEADM_ETCD = ("stacked", "external")
+DEFAULT_KUBEADM_APT_URL = "https://pkgs.k8s.io/core:/stable:"
+DEFAULT_KUBEADM_RELEASE_URL = "https://dl.k8s.io/release"
+DEFAULT_POD_SUBNET = "10.244.0.0/16"
+DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 
 
 @dataclass(frozen=True)
@@ -86,17 +94,56 @@ class K3sSettings:
 
 
 @dataclass(frozen=True)
+class ExternalEtcd:
+    """kubeadm with external etcd: its client URLs and the client certificate files on the control machine."""
+
+    endpoints: tuple[str, ...]
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class KubeadmSettings:
+    """Cluster-wide kubeadm settings (kubeadm_* in the inventory). Control planes are the `server` group, workers
+    the `agent` group."""
+
+    version: str
+    package_source: str  # apt (pkgs.k8s.io-style, one repository per minor) | binaries (dl.k8s.io-style) | artifacts
+    apt_url: str
+    release_url: str
+    artifact_dir: Path | None
+    cni: str
+    pod_subnet: str
+    service_subnet: str
+    etcd: ExternalEtcd | None = None  # None: stacked etcd on the control-plane nodes
+
+
+@dataclass(frozen=True)
 class Cluster:
-    """One cluster as described by one inventory file."""
+    """One cluster as described by one inventory file; `settings` are its flavor's (K3sSettings, KubeadmSettings)."""
 
     name: str
     flavor: str
     source_file: Path
     api_endpoint: str  # provision_api_endpoint, or the first server's address
-    k3s: K3sSettings
+    settings: K3sSettings | KubeadmSettings
     hosts: tuple[Host, ...]  # servers in inventory order, then agents in inventory order
     accept_even_servers: bool = False
     warnings: tuple[Problem, ...] = ()
+
+    @property
+    def k3s(self) -> K3sSettings:
+        """The K3s settings; only K3s code asks, and a kubeadm cluster has none."""
+        if not isinstance(self.settings, K3sSettings):
+            raise TypeError(f"cluster {self.name!r} is a {self.flavor} cluster, it has no K3s settings")
+        return self.settings
+
+    @property
+    def kubeadm(self) -> KubeadmSettings:
+        if not isinstance(self.settings, KubeadmSettings):
+            raise TypeError(f"cluster {self.name!r} is a {self.flavor} cluster, it has no kubeadm settings")
+        return self.settings
 
     @property
     def servers(self) -> tuple[Host, ...]:
@@ -113,7 +160,10 @@ class Cluster:
 
     @property
     def datastore(self) -> Datastore:
-        """Which datastore the servers use: decided by the server count and k3s_datastore_endpoint."""
+        """Which datastore the servers use. K3s: decided by the server count and k3s_datastore_endpoint; kubeadm:
+        etcd on the control planes (embedded-etcd, whatever their number) or external etcd."""
+        if isinstance(self.settings, KubeadmSettings):
+            return "external" if self.settings.etcd is not None else "embedded-etcd"
         endpoint = self.k3s.datastore_endpoint
         if endpoint and not endpoint.startswith("sqlite://"):
             return "external"
@@ -155,7 +205,6 @@ def host_to_dict(host: Host) -> dict[str, object]:
 
 def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
     """A JSON-ready view of the whole model. Holds no secret: the token is only "given" or not."""
-    k3s = cluster.k3s
     return {
         "name": cluster.name,
         "flavor": cluster.flavor,
@@ -165,21 +214,41 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
         "servers": [h.name for h in cluster.servers],
         "agents": [h.name for h in cluster.agents],
         "accept_even_servers": cluster.accept_even_servers,
-        "k3s": {
-            "version": k3s.version,
-            "channel": k3s.channel,
-            "release_url": k3s.release_url,
-            "artifact_dir": _path_text(k3s.artifact_dir),
-            "registries": k3s.registries,
-            "server_config": k3s.server_config,
-            "agent_config": k3s.agent_config,
-            "token_given": k3s.token_given,
-            "token_vaulted": k3s.token_vaulted,
-            "datastore_endpoint": k3s.datastore_endpoint,
-            "datastore_password_file": _path_text(k3s.datastore_password_file),
-            "upgrade_image": k3s.upgrade_image,
-            "airgap_images": k3s.airgap_images,
-        },
+        cluster.flavor: _settings_to_dict(cluster.settings),
         "hosts": [host_to_dict(h) for h in cluster.hosts],
         "warnings": [w.render() for w in cluster.warnings],
+    }
+
+
+def _settings_to_dict(settings: K3sSettings | KubeadmSettings) -> dict[str, object]:
+    if isinstance(settings, KubeadmSettings):
+        etcd = settings.etcd
+        return {
+            "version": settings.version,
+            "package_source": settings.package_source,
+            "apt_url": settings.apt_url,
+            "release_url": settings.release_url,
+            "artifact_dir": _path_text(settings.artifact_dir),
+            "cni": settings.cni,
+            "pod_subnet": settings.pod_subnet,
+            "service_subnet": settings.service_subnet,
+            "etcd": None if etcd is None else {
+                "endpoints": list(etcd.endpoints), "ca_file": str(etcd.ca_file), "cert_file": str(etcd.cert_file),
+                "key_file": str(etcd.key_file),
+            },
+        }
+    return {
+        "version": settings.version,
+        "channel": settings.channel,
+        "release_url": settings.release_url,
+        "artifact_dir": _path_text(settings.artifact_dir),
+        "registries": settings.registries,
+        "server_config": settings.server_config,
+        "agent_config": settings.agent_config,
+        "token_given": settings.token_given,
+        "token_vaulted": settings.token_vaulted,
+        "datastore_endpoint": settings.datastore_endpoint,
+        "datastore_password_file": _path_text(settings.datastore_password_file),
+        "upgrade_image": settings.upgrade_image,
+        "airgap_images": settings.airgap_images,
     }

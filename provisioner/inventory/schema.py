@@ -11,8 +11,16 @@ from typing import Any
 
 from provisioner import arch as arch_table
 from provisioner.grammar import k3s_version_pattern
+from provisioner.inventory import kubeadm_checks
 from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, Command, config_keys
-from provisioner.inventory.model import BOARDS, FLAVORS, TAINT_EFFECTS
+from provisioner.inventory.model import (
+    BOARDS,
+    FLAVORS,
+    KUBEADM_CNIS,
+    KUBEADM_ETCD,
+    KUBEADM_PACKAGE_SOURCES,
+    TAINT_EFFECTS,
+)
 
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _LABEL_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]"
@@ -85,6 +93,7 @@ def _variables_schema() -> dict[str, Any]:
                 "pattern": "^(sqlite|postgres|postgresql|mysql|http|https)://",
             },
             "k3s_datastore_password_file": {"type": "string", "minLength": 1},
+            **_kubeadm_variables(),
             "provision_hardware": {
                 "type": "object",
                 "properties": {
@@ -115,6 +124,29 @@ def _variables_schema() -> dict[str, Any]:
             "ansible_become": {"type": ["boolean", "string"]},
         },
         "additionalProperties": True,
+    }
+
+
+def _kubeadm_variables() -> dict[str, Any]:
+    """The kubeadm flavor's cluster-wide fields (provisioner/inventory/kubeadm_checks.py checks them)."""
+    path = {"type": "string", "minLength": 1}
+    return {
+        "kubeadm_version": {
+            "type": "string", "pattern": kubeadm_checks.VERSION_RE.pattern,
+            "description": "Kubernetes release to install, e.g. v1.30.2",
+        },
+        "kubeadm_package_source": {"enum": list(KUBEADM_PACKAGE_SOURCES)},
+        "kubeadm_apt_url": {"type": "string", "pattern": "^https?://[^/]", "description": "pkgs.k8s.io or a mirror"},
+        "kubeadm_release_url": {"type": "string", "pattern": "^https?://[^/]", "description": "dl.k8s.io or a mirror"},
+        "kubeadm_artifact_dir": path,
+        "kubeadm_cni": {"enum": list(KUBEADM_CNIS)},
+        "kubeadm_pod_subnet": {"type": "string", "description": "CIDR; the CNI is configured with it"},
+        "kubeadm_service_subnet": {"type": "string", "description": "CIDR"},
+        "kubeadm_etcd": {"enum": list(KUBEADM_ETCD)},
+        "kubeadm_etcd_endpoints": {"type": "array", "items": {"type": "string", "pattern": "^https://"}},
+        "kubeadm_etcd_ca_file": path,
+        "kubeadm_etcd_cert_file": path,
+        "kubeadm_etcd_key_file": path,
     }
 
 

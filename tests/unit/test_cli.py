@@ -21,6 +21,7 @@ all:
       hosts:
         pi-1: {ansible_host: 10.0.0.11}
 """
+KUBEADM_INVENTORY = INVENTORY.replace("k3s_version: v1.28.4", "kubeadm_version: v1.30.2")
 
 
 def test_bad_inventory_exits_2_naming_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,9 +49,22 @@ def test_kubeadm_flavor_is_reported_as_not_available(
 ) -> None:
     monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "edge.yml"
-    path.write_text(INVENTORY.replace("v1.28.4", "v1.28.4+k3s2"))
-    assert main(["up", "--flavor", "kubeadm", "--inventory", str(path)]) == 2
+    path.write_text(KUBEADM_INVENTORY)
+    assert main(["validate", "--flavor", "kubeadm", "--inventory", str(path)]) == 0  # the inventory is fine ...
+    capsys.readouterr()
+    assert main(["up", "--flavor", "kubeadm", "--inventory", str(path)]) == 2  # ... the flavor cannot install yet
     assert "not available in this release" in capsys.readouterr().err
+
+
+def test_a_k3s_inventory_forced_to_kubeadm_names_what_does_not_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "edge.yml"
+    path.write_text(INVENTORY.replace("v1.28.4", "v1.28.4+k3s2"))
+    assert main(["validate", "--flavor", "kubeadm", "--inventory", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "k3s_version: is a k3s setting, but this inventory installs kubeadm" in err
+    assert "kubeadm_version: is missing" in err
 
 
 def test_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,7 +79,7 @@ def test_json_output_carries_every_warning_also_when_the_command_fails(
     """The host-key warning and the inventory's warnings reach --json users in the one error document."""
     monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "edge.yml"
-    text = INVENTORY.replace("v1.28.4", "v1.28.4+k3s2").replace("  children:", "    k3s_frobnicate: 1\n  children:")
+    text = KUBEADM_INVENTORY.replace("  children:", "    kubeadm_frobnicate: 1\n  children:")
     path.write_text(text)
     code = main(["up", "--json", "--no-host-key-checking", "--flavor", "kubeadm", "--inventory", str(path)])
     captured = capsys.readouterr()
@@ -73,7 +87,7 @@ def test_json_output_carries_every_warning_also_when_the_command_fails(
     document = json.loads(captured.out)  # exactly one JSON document on stdout
     assert document["status"] == "error" and "not available" in document["error"]
     assert any("host-key checking is OFF" in w for w in document["warnings"]), document
-    assert any("k3s_frobnicate" in w for w in document["warnings"]), document
+    assert any("kubeadm_frobnicate" in w for w in document["warnings"]), document
 
 
 def test_json_result_document_merges_gathered_warnings(capsys: pytest.CaptureFixture[str]) -> None:
