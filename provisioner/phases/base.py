@@ -125,6 +125,16 @@ class PlaybookPhase:
 CAPTURED_TASKS = ("Wait for every node to be Ready as the inventory describes", "Read the node list")
 
 
+def unless_verified(ctx: Context) -> PhaseOutcome | None:
+    """For phases that record what a run achieved: the outcome to return instead when there is nothing to record
+    (a check run, or verify did not pass); None when the run verified."""
+    if ctx.check:
+        return PhaseOutcome(status="skipped", note="check mode")
+    if not any(p.name == "verify" and p.status == "ok" for p in ctx.report.phases):
+        return PhaseOutcome(status="skipped", note="verify did not pass")
+    return None
+
+
 class PhaseManager:
     """Runs phases in order; decides after each whether the flow can go on."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from provisioner.errors import PhaseFailedError
 from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
-from provisioner.phases.base import Context, PhaseOutcome
+from provisioner.phases.base import Context, PhaseOutcome, unless_verified
 from provisioner.runner import PlaybookResult, PlaybookRun, Runner
 
 NODE_LIST_TASK = "Read the cluster's node list"
@@ -130,10 +130,9 @@ class RecordMembersPhase:
     changes_hosts: bool = False
 
     def run(self, ctx: Context) -> PhaseOutcome:
-        if ctx.check:
-            return PhaseOutcome(status="skipped", note="check mode")
-        if not any(p.name == "verify" and p.status == "ok" for p in ctx.report.phases):
-            return PhaseOutcome(status="skipped", note="verify did not pass")
+        skipped = unless_verified(ctx)
+        if skipped is not None:
+            return skipped
         path = members_file(ctx)
         recorded = load_fingerprints(path)
         declared = {h.name for h in ctx.cluster.hosts}

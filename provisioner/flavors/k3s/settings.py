@@ -19,7 +19,7 @@ from typing import Any
 
 from provisioner.errors import RefusedError
 from provisioner.paths import role_code
-from provisioner.phases.base import Context, PhaseOutcome
+from provisioner.phases.base import Context, PhaseOutcome, unless_verified
 
 SETTINGS_FILE = "critical-settings.json"
 
@@ -74,9 +74,8 @@ class RecordCriticalSettingsPhase:
     changes_hosts: bool = False
 
     def run(self, ctx: Context) -> PhaseOutcome:
-        if ctx.check:
-            return PhaseOutcome(status="skipped", note="check mode")
-        if not any(p.name == "verify" and p.status == "ok" for p in ctx.report.phases):
-            return PhaseOutcome(status="skipped", note="verify did not pass")
+        skipped = unless_verified(ctx)
+        if skipped is not None:
+            return skipped
         record_critical_settings(ctx)
         return PhaseOutcome(status="ok")
