@@ -426,8 +426,10 @@ def _make_state(hosts: Sequence[HostLike], ssh: SshSettings, parallel: int) -> S
 
 
 def _connector_data(host: HostLike, ssh: SshSettings) -> dict[str, Any]:
-    """pyinfra SSH connector data for one host. Host-level settings from the inventory win over defaults."""
-    known_hosts: Path | None = getattr(host, "known_hosts_file", None) or ssh.known_hosts
+    """pyinfra SSH connector data for one host, with Ansible's precedence (docs/inventory.md, "SSH settings"): the
+    command line's --known-hosts (Ansible's ssh_args, first on its ssh command line, and ssh keeps the first value
+    of an option), then the inventory's UserKnownHostsFile, then ~/.ssh/config and ssh's default."""
+    known_hosts: Path | None = ssh.known_hosts or getattr(host, "known_hosts_file", None)
     strict = ssh.strict_host_key_checking and bool(getattr(host, "host_key_checking", True))
     key = host.ssh_key or ssh.default_key
     timeout = ssh.connect_timeout

@@ -16,6 +16,8 @@ from provisioner.runner import SECRET_ENV, SshOptions
 from provisioner.session import SecretFiles, Session
 from provisioner.state import ClusterLock, ClusterState, lock_cluster
 
+SHOWN = 5  # items named in a one-line warning before "..."
+
 
 def add_inventory_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--inventory", type=Path, required=True, help="the cluster's inventory file")
@@ -23,7 +25,10 @@ def add_inventory_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--known-hosts", type=Path, help="known_hosts file to check host keys against")
+    parser.add_argument(
+        "--known-hosts", type=Path,
+        help="known_hosts file to check host keys against (wins over the inventory's UserKnownHostsFile)",
+    )
     parser.add_argument(
         "--no-host-key-checking",
         action="store_true",
@@ -106,6 +111,14 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
     known_hosts = args.known_hosts.resolve() if args.known_hosts else None
     if known_hosts is not None and not known_hosts.is_file():
         raise UsageError(f"--known-hosts {known_hosts}: no such file")
+    if known_hosts is not None:
+        overridden = sorted({f"{h.known_hosts_file} ({h.name})" for h in cluster.hosts
+                             if h.known_hosts_file is not None and h.known_hosts_file.resolve() != known_hosts})
+        if overridden:
+            reporter.warn(
+                f"--known-hosts {known_hosts} wins over the inventory's UserKnownHostsFile for every host (probe and "
+                f"Ansible alike): {', '.join(overridden[:SHOWN])}{' ...' if len(overridden) > SHOWN else ''}"
+            )
     ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
     flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     state = ClusterState.for_cluster(cluster.name, root=args.state_dir)

@@ -214,10 +214,12 @@ def ssh_option(args: str | None, option: str) -> str | None:
 
 
 def known_hosts_file(common: str | None, extra: str | None) -> Path | None:
-    value = ssh_option(extra, "UserKnownHostsFile") or ssh_option(common, "UserKnownHostsFile")
+    """The inventory's UserKnownHostsFile as ssh applies it: Ansible puts ansible_ssh_common_args before
+    ansible_ssh_extra_args on the ssh command line, and ssh keeps the first value of an option."""
+    value = ssh_option(common, "UserKnownHostsFile") or ssh_option(extra, "UserKnownHostsFile")
     return Path(value).expanduser() if value else None
 
 
 def strict_checking_off(common: str | None, extra: str | None) -> bool:
-    value = ssh_option(extra, "StrictHostKeyChecking") or ssh_option(common, "StrictHostKeyChecking")
+    value = ssh_option(common, "StrictHostKeyChecking") or ssh_option(extra, "StrictHostKeyChecking")
     return value is not None and value.lower() in ("no", "off", "false")
