@@ -133,6 +133,25 @@ def _why_touch(cluster: Cluster, host: Host, node: Node | None, target: str | No
     return next((why for failing, why in checks if failing), "")
 
 
+class LimitRefusedError(ValueError):
+    """`up --limit` would leave out a host the others need first; the message says which and what to do."""
+
+
+def limit_plan(plan: ConvergePlan, requested: Sequence[str], first_server: str) -> tuple[ConvergePlan, tuple[str, ...]]:
+    """`up --limit`: of the hosts the plan touches, only the requested ones; the others are left out for a later
+    run (returned second). The first server cannot be left out while it is not settled: the other hosts join it."""
+    if plan.everything and first_server not in requested and plan.reasons.get(first_server) != "--all":
+        why = plan.reasons.get(first_server, "it is not a settled member")
+        raise LimitRefusedError(
+            f"--limit leaves out {first_server}, the first server ({why}); the other hosts join it, so it goes "
+            f"first: add {first_server} to --limit, or run without --limit"
+        )
+    touch = tuple(h for h in plan.touch if h in requested)
+    left_out = tuple(h for h in plan.touch if h not in requested)
+    settled = tuple(h for h in plan.settled)
+    return ConvergePlan(touch, settled, {h: plan.reasons[h] for h in touch}, everything=False), left_out
+
+
 def limit_pattern(hosts: Sequence[str]) -> str:
     """An Ansible --limit naming exactly these hosts (comma-separated names; never empty)."""
     if not hosts:

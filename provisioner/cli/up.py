@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="make the cluster's context kubectl's current one (default: only when the kubeconfig has none)",
     )
     parser.add_argument(
+        "--limit", action="append", metavar="HOST[,HOST...]",
+        help="converge only these hosts (comma-separated, or repeated); the first server goes first while the "
+        "cluster is not complete, so it cannot be left out then",
+    )
+    parser.add_argument(
         "--all",
         action="store_true",
         help="run on every host, not only on hosts that are new or changed since the last successful run",
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cluster, reporter = session.cluster, session.reporter
     flavor = session.flavor
     extravars = flavor.up_extravars(session, _token_file(args, session))
+    requested = _requested_hosts(args, session)
     report = RunReport(command="check" if args.check else "up", cluster=cluster.name, inventory=str(session.inventory))
     ctx = Context(
         cluster=cluster,
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         reporter=reporter,
         extravars=extravars,
         check=args.check,
+        requested=requested,
     )
     started = time.monotonic()
     error: ProvisionError | None = None
@@ -116,6 +123,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _requested_hosts(args: argparse.Namespace, session: Session) -> tuple[str, ...] | None:
+    """--limit a,b --limit c -> ("a", "b", "c"); every name must be an inventory host."""
+    if not args.limit:
+        return None
+    names = tuple(dict.fromkeys(n.strip() for item in args.limit for n in item.split(",") if n.strip()))
+    declared = {h.name for h in session.cluster.hosts}
+    unknown = [n for n in names if n not in declared]
+    if unknown or not names:
+        raise UsageError(
+            f"--limit names hosts not in {session.inventory}: {', '.join(unknown) or '(none)'}; "
+            "use inventory host names, comma-separated"
+        )
+    return names
+
+
 def _phase_ok(report: RunReport, name: str) -> bool:
     return any(p.name == name and p.status == "ok" for p in report.phases)
 
@@ -138,7 +160,9 @@ def _summary_rows(ctx: Context) -> list[dict[str, Any]]:
                 "role": host.role,
                 "arch": getattr(facts, "arch", None) or host.hardware.arch or "?",
                 "version": node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "-"),
-                "ready": "yes" if ready else ("excluded" if host.name in ctx.excluded else "no"),
+                "ready": "yes" if ready else (
+                    "excluded" if host.name in ctx.excluded else "left out" if host.name in ctx.left_out else "no"
+                ),
                 "changed": changed,
                 "time": f"{seconds:.1f}s",
                 "notes": notes,

@@ -51,6 +51,9 @@ class Context:
     only: tuple[str, ...] | None = None
     # The node list the membership phase read before anything changed (name -> node); None when there was none.
     nodes_before: dict[str, Any] | None = None
+    # `up --limit`: the hosts the user asked for (None: all); hosts the run would touch but --limit leaves out.
+    requested: tuple[str, ...] | None = None
+    left_out: tuple[str, ...] = ()
 
     @property
     def limit(self) -> str | None:
@@ -104,7 +107,7 @@ class PlaybookPhase:
             PlaybookRun(
                 playbook=self.playbook,
                 inventory=ctx.inventory,
-                extravars={**ctx.extravars, "provision_excluded_hosts": sorted(ctx.excluded)},
+                extravars={**ctx.extravars, "provision_excluded_hosts": sorted({*ctx.excluded, *ctx.left_out})},
                 limit=limit,
                 check=ctx.check,
                 diff=ctx.check,

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import PhaseFailedError
-from provisioner.lifecycle_plan import host_fingerprint, nodes_by_name, plan_converge
+from provisioner.errors import PhaseFailedError, RefusedError
+from provisioner.lifecycle_plan import LimitRefusedError, host_fingerprint, limit_plan, nodes_by_name, plan_converge
 from provisioner.phases.base import Context, PhaseOutcome, unless_verified
 from provisioner.runner import PlaybookResult, PlaybookRun, Runner
 
@@ -108,6 +108,13 @@ class MembershipPhase:
         ctx.nodes_before = nodes
         recorded = load_fingerprints(members_file(ctx))
         plan = plan_converge(ctx.cluster, nodes, recorded, touch_all=self.touch_all)
+        if ctx.requested is not None:
+            try:
+                plan, ctx.left_out = limit_plan(plan, ctx.requested, ctx.cluster.first_server.name)
+            except LimitRefusedError as exc:
+                raise RefusedError(str(exc)) from None
+            if ctx.left_out:
+                ctx.reporter.info(f"left out by --limit (a later run converges them): {', '.join(ctx.left_out)}")
         if not ctx.check and any(host in recorded for host in plan.touch):
             save_fingerprints(members_file(ctx), {h: d for h, d in recorded.items() if h not in plan.touch})
         if plan.everything:
@@ -138,7 +145,7 @@ class RecordMembersPhase:
         declared = {h.name for h in ctx.cluster.hosts}
         recorded = {h: d for h, d in recorded.items() if h in declared}
         for host in ctx.cluster.hosts:
-            if host.name not in ctx.excluded:
+            if host.name not in ctx.excluded and host.name not in ctx.left_out:
                 recorded[host.name] = host_fingerprint(ctx.cluster, host)
         save_fingerprints(path, recorded)
         return PhaseOutcome(status="ok")

@@ -147,3 +147,11 @@ def test_interrupted_reverted_and_relabelled_hosts_converge(make_lab, tmp_path: 
     assert unit_invocation(lab, "a1", "k3s-agent") == running
     noop = cluster.up()
     assert noop.rc == 0 and noop.changed_total() == 0, noop.changed_by_host()
+
+    # 5. --limit: a change for a1 waits while only s1 is converged, then a run without --limit applies it.
+    set_agent(cluster, **base, k3s_node_labels={"zone": "b"})
+    limited = cluster.up("--limit", "s1")
+    assert limited.rc == 0, limited.stdout[-3000:] + limited.stderr[-3000:]
+    assert limited.changed_by_host().get("a1", 0) == 0 and "node-label" not in agent_config(cluster)
+    applied = cluster.up()
+    assert applied.rc == 0 and agent_config(cluster)["node-label"] == ["zone=b"]

@@ -12,10 +12,12 @@ from provisioner.inventory.model import Cluster
 from provisioner.lifecycle_plan import (
     CONTROL_PLANE_LABEL,
     ETCD_LABEL,
+    LimitRefusedError,
     RemovalRefusedError,
     check_partial_reset,
     host_fingerprint,
     limit_pattern,
+    limit_plan,
     plan_converge,
     plan_removal,
 )
@@ -178,3 +180,23 @@ def test_partial_reset_keeps_a_server_and_etcd_quorum(tmp_path: Path) -> None:
         check_partial_reset(ha, ["s2"], pair, embedded_etcd=True)
     # Without embedded etcd (SQLite or an external datastore) only "a server is left" counts.
     check_partial_reset(ha, ["s2", "s3"], pair, embedded_etcd=False)
+
+
+def test_limit_touches_only_the_requested_hosts_and_says_which_wait(tmp_path: Path) -> None:
+    c = cluster(tmp_path, 1, 3)
+    nodes = {"s1": node("s1", server=True), "a1": node("a1", ready=False)}
+    plan = plan_converge(c, nodes, {h.name: host_fingerprint(c, h) for h in c.hosts})
+    assert plan.touch == ("a1", "a2", "a3")
+    limited, left_out = limit_plan(plan, ["a2"], "s1")
+    assert limited.touch == ("a2",) and left_out == ("a1", "a3") and not limited.everything
+
+
+def test_limit_cannot_leave_out_a_first_server_that_is_not_settled(tmp_path: Path) -> None:
+    c = cluster(tmp_path, 1, 2)
+    fresh = plan_converge(c, None, {})
+    with pytest.raises(LimitRefusedError, match="leaves out s1, the first server .no cluster on the first server yet."):
+        limit_plan(fresh, ["a1"], "s1")
+    limited, left_out = limit_plan(fresh, ["s1"], "s1")
+    assert limited.touch == ("s1",) and left_out == ("a1", "a2")
+    forced, _ = limit_plan(plan_converge(c, {}, {}, touch_all=True), ["a2"], "s1")  # --all --limit a2
+    assert forced.touch == ("a2",)

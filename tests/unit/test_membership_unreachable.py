@@ -23,3 +23,11 @@ def test_unreachable_first_server_stops_the_run_in_membership(tmp_path: Path, fl
     assert any(line.startswith("s1: unreachable") for line in document["error"]["details"])
     assert "nothing was changed" in " ".join(document["error"]["details"])
     assert [p["name"] for p in document["phases"]] == ["settings"]
+
+
+def test_limit_naming_an_unknown_host_is_refused_before_any_ssh(tmp_path: Path) -> None:
+    loopback_inventory(tmp_path, "edge")
+    result = run(tmp_path, "up", "--limit", "s1,nosuch")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--limit names hosts not in" in result.stderr and "nosuch" in result.stderr
+    assert not list((tmp_path / "state").glob("edge/artifacts/*/*"))
