@@ -85,6 +85,16 @@ def assert_check_names_the_change(cluster: LabCluster) -> None:
     assert "tier" not in cluster.nodes()["a1"]["metadata"]["labels"]
 
 
+def assert_limit_defers_a_change(cluster: LabCluster, base: dict[str, Any]) -> None:
+    # 5. --limit: a change for a1 waits while only s1 is converged, then a run without --limit applies it.
+    set_agent(cluster, **base, k3s_node_labels={"zone": "b"})
+    limited = cluster.up("--limit", "s1")
+    assert limited.rc == 0, limited.stdout[-3000:] + limited.stderr[-3000:]
+    assert limited.changed_by_host().get("a1", 0) == 0 and "node-label" not in agent_config(cluster)
+    applied = cluster.up()
+    assert applied.rc == 0 and agent_config(cluster)["node-label"] == ["zone=b"]
+
+
 def test_interrupted_reverted_and_relabelled_hosts_converge(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "a1"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1"])
@@ -148,10 +158,4 @@ def test_interrupted_reverted_and_relabelled_hosts_converge(make_lab, tmp_path: 
     noop = cluster.up()
     assert noop.rc == 0 and noop.changed_total() == 0, noop.changed_by_host()
 
-    # 5. --limit: a change for a1 waits while only s1 is converged, then a run without --limit applies it.
-    set_agent(cluster, **base, k3s_node_labels={"zone": "b"})
-    limited = cluster.up("--limit", "s1")
-    assert limited.rc == 0, limited.stdout[-3000:] + limited.stderr[-3000:]
-    assert limited.changed_by_host().get("a1", 0) == 0 and "node-label" not in agent_config(cluster)
-    applied = cluster.up()
-    assert applied.rc == 0 and agent_config(cluster)["node-label"] == ["zone=b"]
+    assert_limit_defers_a_change(cluster, base)
