@@ -377,10 +377,13 @@ def test_host_key_checking_is_on(make_lab: MakeLab, tmp_path: Path) -> None:
     assert relaxed["k1"].error == "host key verification failed"
     assert wrong.read_bytes() == before
 
-    # A host's own inventory setting (known_hosts_file from its SSH args) wins over the default file.
-    own = probe_hosts([lab_host(lab, "k1", known_hosts_file=lab.known_hosts)], SshSettings(known_hosts=wrong,
-                      default_key=lab.key_path))  # fmt: skip
+    # A host's own inventory setting (UserKnownHostsFile in its SSH args) is used when the command line names no
+    # file; --known-hosts (SshSettings.known_hosts) wins over it, as on Ansible's ssh command line (issue 18).
+    own = probe_hosts([lab_host(lab, "k1", known_hosts_file=lab.known_hosts)], SshSettings(default_key=lab.key_path))
     assert own["k1"].reachable
+    overridden = probe_hosts([lab_host(lab, "k1", known_hosts_file=lab.known_hosts)], SshSettings(known_hosts=wrong,
+                             default_key=lab.key_path))  # fmt: skip
+    assert overridden["k1"].error == "host key verification failed"
 
 
 @pytest.mark.lab
