@@ -81,3 +81,14 @@ def test_config_changes_name_each_key_and_hide_secret_values() -> None:
         "node-label: [tier=edge] -> [tier=core]",
     ]
     assert converge.config_changes(BASE, BASE) == []
+
+
+def test_secret_values_inside_argument_lists_are_hidden_too() -> None:
+    before = BASE | {"kube-apiserver-arg": ["oidc-client-id=k3s", "oidc-client-secret=s3cr3t"]}
+    after = BASE | {"kube-apiserver-arg": ["oidc-client-id=k3s", "oidc-client-secret=n3w"]}
+    lines = converge.config_changes(before, after)
+    assert lines == [
+        "kube-apiserver-arg: [oidc-client-id=k3s, oidc-client-secret=(hidden)] -> "
+        "[oidc-client-id=k3s, oidc-client-secret=(hidden)]"
+    ]
+    assert "s3cr3t" not in " ".join(lines) and "n3w" not in " ".join(lines)

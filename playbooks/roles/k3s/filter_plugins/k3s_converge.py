@@ -35,14 +35,26 @@ def needs_restart(current: Any, intended: Any) -> bool:
 _SECRET_WORDS = ("token", "secret", "password", "auth", "access-key", "datastore-endpoint")
 
 
+def _secret(name: str) -> bool:
+    return any(word in name.lower() for word in _SECRET_WORDS)
+
+
+def _shown_item(item: Any) -> str:
+    """One list item; `name=value` items whose name looks secret (kube-apiserver-arg: oidc-client-secret=...)
+    show the name only."""
+    text = str(item)
+    name, sep, _ = text.partition("=")
+    return f"{name}=(hidden)" if sep and _secret(name) else text
+
+
 def _shown_value(key: str, value: Any) -> str:
     if value is None:
         return "(unset)"
-    if any(word in key for word in _SECRET_WORDS):
+    if _secret(key):
         return "(hidden)"
     if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value).lower() if isinstance(value, bool) else str(value)
+        return "[" + ", ".join(_shown_item(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else _shown_item(value)
 
 
 def config_changes(current: Any, intended: Any) -> list[str]:
