@@ -2,7 +2,8 @@
 
 The K3s version grammar is written in the k3s role (roles/k3s/filter_plugins/k3s_version.py, standard library only):
 the role's tasks use its filters, the k3s_upgrade role's rules file loads it, and the CLI loads it here for the
-inventory check, the JSON Schema and the upgrade plan. Loaded on first use, never at import.
+inventory check, the JSON Schema and the upgrade plan. The kubeadm flavor's grammar lives the same way in the kubeadm
+role (roles/kubeadm/filter_plugins/kubeadm_version.py). Loaded on first use, never at import.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from provisioner.paths import role_code
 def k3s_version() -> ModuleType:
     """The module with VERSION (a compiled pattern), VERSION_BODY, VERSION_FORM, version_key, k3s_version_valid."""
     return role_code("k3s", "filter_plugins", "k3s_version.py")
+
+
+def kubeadm_version() -> ModuleType:
+    """The kubeadm flavor's grammar: VERSION, VERSION_FORM, OLDEST_MINOR, kubeadm_version_valid, kubeadm_minor."""
+    return role_code("kubeadm", "filter_plugins", "kubeadm_version.py")
 
 
 def k3s_version_valid(text: object) -> bool:

@@ -28,7 +28,7 @@ def playbook_dir() -> Path:
 
 
 def role_file(role: str, *parts: str) -> Path:
-    """A file of one of the shipped roles, e.g. role_file('k3s_prereq', 'defaults', 'main.yml')."""
+    """A file of one of the shipped roles, e.g. role_file('node_prep', 'defaults', 'main.yml')."""
     return playbook_dir().joinpath("roles", role, *parts)
 
 

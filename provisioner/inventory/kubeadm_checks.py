@@ -8,12 +8,12 @@ the memory the inventory states (provision_hardware.memory_mb) is checked here, 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from provisioner.grammar import kubeadm_version
 from provisioner.inventory.model import (
     DEFAULT_KUBEADM_APT_URL,
     DEFAULT_KUBEADM_RELEASE_URL,
@@ -27,11 +27,6 @@ from provisioner.inventory.model import (
     KubeadmSettings,
 )
 from provisioner.inventory.report import Report
-
-# The kubeadm flavor's version grammar: a Kubernetes release, `v1.<minor>.<patch>`, nothing after it (release
-# candidates and builds are refused). The kubeadm roles will read it from here through their filter plugin.
-VERSION_RE = re.compile(r"^v1\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-OLDEST_MINOR = 28  # the oldest minor provision installs (pkgs.k8s.io repositories and kubeadm config v1beta3)
 
 # kubeadm preflight: [ERROR Mem] below 1700 MB on a control-plane node. The comparison this project started from
 # advises 2-4 GB (and 2-4 vCPU) for a control plane: warned below 2048 MB.
@@ -60,14 +55,11 @@ CLUSTER_VARS = (
 
 
 def version_valid(text: object) -> bool:
-    return isinstance(text, str) and VERSION_RE.match(text) is not None
+    return bool(kubeadm_version().kubeadm_version_valid(text))
 
 
 def version_minor(text: str) -> int:
-    match = VERSION_RE.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a Kubernetes release (vX.Y.Z)")
-    return int(match.group(1))
+    return int(kubeadm_version().kubeadm_minor(text))
 
 
 def read_settings(report: Report, ref: Mapping[str, Any], hosts: Sequence[Host], base: Path) -> KubeadmSettings:
@@ -110,11 +102,12 @@ def _version(report: Report, value: object) -> str:
             "write it as v<major>.<minor>.<patch>, e.g. v1.30.2 (no release candidates, no build suffix)",
         )
         return str(value)
-    if version_minor(str(value)) < OLDEST_MINOR:
+    oldest = int(kubeadm_version().OLDEST_MINOR)
+    if version_minor(str(value)) < oldest:
         report.error(
             "kubeadm_version",
-            f"{value} is older than v1.{OLDEST_MINOR}, the oldest minor provision installs",
-            f"install v1.{OLDEST_MINOR} or newer (then upgrade one minor at a time)",
+            f"{value} is older than v1.{oldest}, the oldest minor provision installs",
+            f"install v1.{oldest} or newer (then upgrade one minor at a time)",
         )
     return str(value)
 

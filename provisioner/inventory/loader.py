@@ -84,10 +84,10 @@ ROLE_TUNABLES = (
     "k3s_kubeconfig_dest",
     "k3s_verify_exclude",
     "k3s_environment",
-    "k3s_prereq_kernel_modules",
-    "k3s_prereq_sysctls",
-    "k3s_prereq_packages",
-    "k3s_prereq_install_packages",
+    "node_prep_kernel_modules",
+    "node_prep_sysctls",
+    "node_prep_packages",
+    "node_prep_install_packages",
     "k3s_etcd_join_timeout",
     "keepalived_vip_address",
     "keepalived_vip_prefix",
@@ -119,7 +119,14 @@ ROLE_TUNABLES = (
     "k3s_remove_node",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
-OWN_PREFIXES = ("provision_", "k3s_", "kubeadm_")
+OWN_PREFIXES = ("provision_", "k3s_", "kubeadm_", "node_prep_")
+# Variables an earlier release read, and their names now (node preparation became one role both flavors share).
+RENAMED_VARS = {
+    "k3s_prereq_kernel_modules": "node_prep_kernel_modules",
+    "k3s_prereq_sysctls": "node_prep_sysctls",
+    "k3s_prereq_packages": "node_prep_packages",
+    "k3s_prereq_install_packages": "node_prep_install_packages",
+}
 # Each flavor's own variables; those of the other flavor in an inventory are refused (they would be ignored).
 FLAVOR_PREFIXES = {"k3s": "k3s_", "kubeadm": "kubeadm_"}
 _MIN_ETCD_SERVERS = 2  # one server uses SQLite; from two on, servers share embedded etcd
@@ -325,7 +332,12 @@ class _Builder:
         entries += [(path, line) for (_owner, path), line in index.host_vars.items() if len(path) == 1]
         for path, line in entries:
             name = str(path[0])
-            if name.startswith(OWN_PREFIXES) and name not in KNOWN_VARS:
+            if name in RENAMED_VARS:
+                self.report.error(
+                    name, f"was renamed to {RENAMED_VARS[name]} (it would be ignored)",
+                    f"rename it to {RENAMED_VARS[name]}", line=line,
+                )
+            elif name.startswith(OWN_PREFIXES) and name not in KNOWN_VARS:
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
                 hint = f"did you mean {close[0]}? " if close else ""
                 self.report.warn(

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner import arch as arch_table
-from provisioner.grammar import k3s_version_pattern
-from provisioner.inventory import kubeadm_checks
+from provisioner.grammar import k3s_version_pattern, kubeadm_version
 from provisioner.inventory.k3s_checks import MANAGED_KEYS, UNSUPPORTED_KEYS, Command, config_keys
 from provisioner.inventory.model import (
     BOARDS,
@@ -132,7 +131,7 @@ def _kubeadm_variables() -> dict[str, Any]:
     path = {"type": "string", "minLength": 1}
     return {
         "kubeadm_version": {
-            "type": "string", "pattern": kubeadm_checks.VERSION_RE.pattern,
+            "type": "string", "pattern": kubeadm_version().VERSION.pattern,
             "description": "Kubernetes release to install, e.g. v1.30.2",
         },
         "kubeadm_package_source": {"enum": list(KUBEADM_PACKAGE_SOURCES)},

@@ -1,4 +1,4 @@
-"""The k3s_prereq role's load_kernel_modules module: which modules it would load (the pure parts)."""
+"""The node_prep role's load_kernel_modules module: which modules it would load (the pure parts)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from tests.playbook_code import PLAYBOOKS, load
 
 pytestmark = pytest.mark.unit
 
-modules = load("roles/k3s_prereq/library/load_kernel_modules.py")
-LIBRARY = PLAYBOOKS / "roles" / "k3s_prereq" / "library"
+modules = load("roles/node_prep/library/load_kernel_modules.py")
+LIBRARY = PLAYBOOKS / "roles" / "node_prep" / "library"
 BIN = Path(sys.executable).parent
 
 PROC_MODULES = """overlay 151552 0 - Live 0x0000000000000000

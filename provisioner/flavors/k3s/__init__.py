@@ -99,10 +99,10 @@ class K3sFlavor:
 
     def kept_packages(self) -> list[str]:
         try:
-            defaults = yaml.safe_load(role_file("k3s_prereq", "defaults", "main.yml").read_text()) or {}
+            defaults = yaml.safe_load(role_file("node_prep", "defaults", "main.yml").read_text()) or {}
         except (OSError, yaml.YAMLError):
             return []
-        return [str(p) for p in defaults.get("k3s_prereq_packages", [])]
+        return [str(p) for p in defaults.get("node_prep_packages", [])]
 
     def removal_step(self, plan: RemovalPlan) -> Step:
         return Step(
