@@ -6,6 +6,7 @@ Nothing here touches the network or the disk: callers pass the node list a serve
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.inventory import Cluster, Host
+from provisioner.inventory.model import KubeadmSettings
 from provisioner.plan import quorum
 
 Node = Mapping[str, Any]
@@ -53,6 +55,8 @@ def host_fingerprint(cluster: Cluster, host: Host) -> str:
     Stored after a successful `up`; a host whose digest changed is touched again even though its node is Ready at
     the right version (a label, taint or config.yaml key was edited). Secrets are not in the model, so not here.
     """
+    if isinstance(cluster.settings, KubeadmSettings):
+        return _kubeadm_fingerprint(cluster, host)
     k3s = cluster.k3s
     material = {
         "role": host.role,
@@ -67,6 +71,20 @@ def host_fingerprint(cluster: Cluster, host: Host) -> str:
         "registries": k3s.registries,
         "server_config": k3s.server_config if host.role == "server" else None,
         "datastore": k3s.datastore_endpoint if host.role == "server" else None,
+        "api_endpoint": cluster.api_endpoint,
+    }
+    blob = json.dumps(material, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _kubeadm_fingerprint(cluster: Cluster, host: Host) -> str:
+    material = {
+        "flavor": "kubeadm",
+        "role": host.role,
+        "labels": host.node_labels,
+        "taints": list(host.node_taints),
+        "arch": host.hardware.arch,
+        "settings": dataclasses.asdict(cluster.kubeadm),
         "api_endpoint": cluster.api_endpoint,
     }
     blob = json.dumps(material, sort_keys=True, default=str).encode()
@@ -104,7 +122,7 @@ def plan_converge(
     if nodes is None:
         return ConvergePlan(names, (), dict.fromkeys(names, "no cluster on the first server yet"), everything=True)
     first = cluster.first_server.name
-    target = cluster.k3s.version or node_version(nodes.get(first, {})) or None
+    target = cluster.target_version or node_version(nodes.get(first, {})) or None
     reasons: dict[str, str] = {}
     for host in cluster.hosts:
         why = _why_touch(cluster, host, nodes.get(host.name), target, fingerprints.get(host.name))

@@ -121,6 +121,12 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
             )
     ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
     flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
+    command = getattr(args, "command", None)
+    if command is not None and command not in flavor.commands:
+        raise UsageError(
+            f"`provision {command}` is not built for {flavor.product} clusters yet; this release offers "
+            f"{', '.join(sorted(flavor.commands))} for them"
+        )
     state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
     if changes:
         lock = lock_cluster(state, cluster.name, args.command)

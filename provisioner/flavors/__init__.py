@@ -11,9 +11,10 @@ from collections.abc import Callable
 from provisioner.errors import UsageError
 from provisioner.flavors.base import Flavor, FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.k3s import K3sFlavor
+from provisioner.flavors.kubeadm import KubeadmFlavor
 from provisioner.inventory.model import FLAVORS
 
-_REGISTRY: dict[str, Callable[[FlavorOptions], Flavor]] = {"k3s": K3sFlavor}
+_REGISTRY: dict[str, Callable[[FlavorOptions], Flavor]] = {"k3s": K3sFlavor, "kubeadm": KubeadmFlavor}
 
 
 def get_flavor(name: str, options: FlavorOptions) -> Flavor:

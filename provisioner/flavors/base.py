@@ -65,6 +65,7 @@ class RestoreSource:
 class Flavor(Protocol):
     name: str
     product: str  # what the user sees it install: "K3s"
+    commands: frozenset[str]  # the `provision` commands built for it; others are refused before any host is asked
 
     def secret_extravars(self, secrets: SecretFiles) -> Mapping[str, str]:
         """Extra vars every playbook gets for the secret files the user exported (paths only)."""

@@ -117,6 +117,21 @@ ROLE_TUNABLES = (
     "k3s_backup_restore_from",
     "k3s_backup_external_datastore",
     "k3s_remove_node",
+    "kubeadm_bin_dir",
+    "kubeadm_server_group",
+    "kubeadm_agent_group",
+    "kubeadm_api_endpoint",
+    "kubeadm_api_port",
+    "kubeadm_cluster_name",
+    "kubeadm_kubeconfig_dest",
+    "kubeadm_ready_timeout",
+    "kubeadm_verify_exclude",
+    "kubeadm_dns_domain",
+    # Inputs the flavors' prepare playbooks give the shared node_prep role (their values win over the inventory's).
+    "node_prep_flavor_product",
+    "node_prep_flavor_file_stem",
+    "node_prep_flavor_packages",
+    "node_prep_flavor_swap_off",
 )
 KNOWN_VARS = frozenset(CLUSTER_VARS + HOST_VARS + ROLE_TUNABLES)
 OWN_PREFIXES = ("provision_", "k3s_", "kubeadm_", "node_prep_")

@@ -40,6 +40,7 @@ KUBEADM_CNIS = ("flannel", "calico", "cilium", "none")
 KUBEADM_ETCD = ("stacked", "external")
 DEFAULT_KUBEADM_APT_URL = "https://pkgs.k8s.io/core:/stable:"
 DEFAULT_KUBEADM_RELEASE_URL = "https://dl.k8s.io/release"
+DEFAULT_KUBEADM_CNI_URL = "https://github.com"
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 
@@ -117,6 +118,7 @@ class KubeadmSettings:
     pod_subnet: str
     service_subnet: str
     etcd: ExternalEtcd | None = None  # None: stacked etcd on the control-plane nodes
+    cni_url: str = DEFAULT_KUBEADM_CNI_URL  # github.com or a mirror laid out like it (CNI release manifests)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ class Cluster:
         if not isinstance(self.settings, KubeadmSettings):
             raise TypeError(f"cluster {self.name!r} is a {self.flavor} cluster, it has no kubeadm settings")
         return self.settings
+
+    @property
+    def target_version(self) -> str | None:
+        """The version the inventory asks for (None: a K3s channel decides it)."""
+        return self.settings.version or None
 
     @property
     def servers(self) -> tuple[Host, ...]:

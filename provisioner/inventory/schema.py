@@ -137,6 +137,10 @@ def _kubeadm_variables() -> dict[str, Any]:
         "kubeadm_package_source": {"enum": list(KUBEADM_PACKAGE_SOURCES)},
         "kubeadm_apt_url": {"type": "string", "pattern": "^https?://[^/]", "description": "pkgs.k8s.io or a mirror"},
         "kubeadm_release_url": {"type": "string", "pattern": "^https?://[^/]", "description": "dl.k8s.io or a mirror"},
+        "kubeadm_cni_url": {
+            "type": "string", "pattern": "^https?://[^/]",
+            "description": "github.com or a mirror laid out like it (CNI release manifests)",
+        },
         "kubeadm_artifact_dir": path,
         "kubeadm_cni": {"enum": list(KUBEADM_CNIS)},
         "kubeadm_pod_subnet": {"type": "string", "description": "CIDR; the CNI is configured with it"},

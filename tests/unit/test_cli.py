@@ -44,16 +44,21 @@ def test_up_with_bad_inventory_touches_no_host(
     assert not (tmp_path / "state").exists()
 
 
-def test_kubeadm_flavor_is_reported_as_not_available(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", [["reset", "--yes"], ["upgrade", "--version", "v1.31.1"], ["backup"],
+                                     ["remove-node", "pi-1", "--yes"]])
+def test_kubeadm_commands_not_built_yet_are_refused_before_any_host_is_asked(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "edge.yml"
     path.write_text(KUBEADM_INVENTORY)
     assert main(["validate", "--flavor", "kubeadm", "--inventory", str(path)]) == 0  # the inventory is fine ...
     capsys.readouterr()
-    assert main(["up", "--flavor", "kubeadm", "--inventory", str(path)]) == 2  # ... the flavor cannot install yet
-    assert "not available in this release" in capsys.readouterr().err
+    assert main([command[0], "--flavor", "kubeadm", "--inventory", str(path), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"`provision {command[0]}` is not built for Kubernetes (kubeadm) clusters yet" in err
+    assert "status, up" in err
+    assert not (tmp_path / "state").exists()  # refused before the state directory or a lock
 
 
 def test_a_k3s_inventory_forced_to_kubeadm_names_what_does_not_fit(
@@ -81,11 +86,11 @@ def test_json_output_carries_every_warning_also_when_the_command_fails(
     path = tmp_path / "edge.yml"
     text = KUBEADM_INVENTORY.replace("  children:", "    kubeadm_frobnicate: 1\n  children:")
     path.write_text(text)
-    code = main(["up", "--json", "--no-host-key-checking", "--flavor", "kubeadm", "--inventory", str(path)])
+    code = main(["reset", "--yes", "--json", "--no-host-key-checking", "--flavor", "kubeadm", "--inventory", str(path)])
     captured = capsys.readouterr()
     assert code == 2
     document = json.loads(captured.out)  # exactly one JSON document on stdout
-    assert document["status"] == "error" and "not available" in document["error"]
+    assert document["status"] == "error" and "not built for" in document["error"]
     assert any("host-key checking is OFF" in w for w in document["warnings"]), document
     assert any("kubeadm_frobnicate" in w for w in document["warnings"]), document
 

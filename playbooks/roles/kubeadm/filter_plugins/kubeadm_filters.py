@@ -1,0 +1,169 @@
+"""Filters of the kubeadm role: CA pin, secret scrubbing, settings fixed at init, CNI manifests, kubeconfig, readiness.
+
+Plain data in, plain data out (PyYAML and cryptography, both already needed by ansible-core), so the CLI's unit tests
+load this file by path and exercise the same code the role runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+# ClusterConfiguration fields kubeadm fixes at init (changing them means rebuilding the cluster), with the words a
+# refusal uses. kubernetesVersion is not here: `provision upgrade` changes it.
+_FIXED_AT_INIT = (
+    (("networking", "podSubnet"), "kubeadm_pod_subnet"),
+    (("networking", "serviceSubnet"), "kubeadm_service_subnet"),
+    (("networking", "dnsDomain"), "kubeadm_dns_domain"),
+    (("controlPlaneEndpoint",), "the API endpoint (provision_api_endpoint)"),
+    (("clusterName",), "provision_cluster_name"),
+    (("etcd",), "kubeadm_etcd"),
+)
+
+
+def ca_cert_hash(pem: str) -> str:
+    """kubeadm's CA pin: sha256 of the CA certificate's SubjectPublicKeyInfo (DER), as `sha256:<hex>`."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` with every secret (and a bootstrap token's secret half) replaced, for error messages."""
+    for secret in secrets:
+        if not secret:
+            continue
+        text = text.replace(secret, "<redacted>")
+        if "." in secret:
+            text = text.replace(secret.split(".", 1)[1], "<redacted>")
+    return text
+
+
+def _cluster_configuration(text: str) -> dict[str, Any]:
+    for doc in yaml.safe_load_all(text):
+        if isinstance(doc, dict) and doc.get("kind") == "ClusterConfiguration":
+            return doc
+    return {}
+
+
+def _dig(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def settings_changes(recorded: str, wanted: str) -> list[str]:
+    """What differs, in fields kubeadm fixes at init, between the recorded and the wanted ClusterConfiguration."""
+    before, after = _cluster_configuration(recorded), _cluster_configuration(wanted)
+    changes = []
+    for path, name in _FIXED_AT_INIT:
+        old, new = _dig(before, path), _dig(after, path)
+        if old != new:
+            shown = ".".join(path)
+            changes.append(f"{name} would change {shown} from {json.dumps(old)} to {json.dumps(new)}")
+    return changes
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def cni_manifest(text: str, cni: str, pod_subnet: str) -> str:
+    """The CNI's manifest with its pod network set to `pod_subnet` (every CNI must agree with kubeadm's podSubnet).
+
+    flannel: net-conf.json's Network in ConfigMap kube-flannel-cfg; calico: CALICO_IPV4POOL_CIDR of calico-node;
+    cilium: cluster-pool-ipv4-cidr in ConfigMap cilium-config. A manifest without the place to set it is refused
+    (ValueError), rather than applied with a network that would not match.
+    """
+    ipaddress.ip_network(pod_subnet)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    found = False
+    for doc in docs:
+        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+        if cni == "flannel" and kind == "ConfigMap" and name == "kube-flannel-cfg":
+            net = json.loads(doc["data"]["net-conf.json"])
+            net["Network"] = pod_subnet
+            doc["data"]["net-conf.json"] = json.dumps(net, indent=2) + "\n"
+            found = True
+        elif cni == "calico" and kind == "DaemonSet" and name == "calico-node":
+            for container in _containers(doc):
+                if container.get("name") != "calico-node":
+                    continue
+                env = [e for e in container.get("env") or [] if e.get("name") != "CALICO_IPV4POOL_CIDR"]
+                env.append({"name": "CALICO_IPV4POOL_CIDR", "value": pod_subnet})
+                container["env"] = env
+                found = True
+        elif cni == "cilium" and kind == "ConfigMap" and name == "cilium-config":
+            doc["data"]["cluster-pool-ipv4-cidr"] = pod_subnet
+            found = True
+    if not found:
+        raise ValueError(f"the {cni} manifest has no place for the pod network; is it the {cni} release manifest?")
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def kubeconfig_for(raw: str, server_url: str, cluster_name: str) -> str:
+    """admin.conf for the control machine: server set to the endpoint, names set to the cluster's."""
+    config = copy.deepcopy(yaml.safe_load(raw))
+    user = f"{cluster_name}-admin"
+    config["clusters"] = [
+        {"name": cluster_name, "cluster": {**config["clusters"][0]["cluster"], "server": server_url}}
+    ]
+    config["users"] = [{"name": user, "user": config["users"][0]["user"]}]
+    config["contexts"] = [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}]
+    config["current-context"] = cluster_name
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _ready(node: dict[str, Any]) -> tuple[bool, str]:
+    for condition in node.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True", condition.get("message", "")
+    return False, "no Ready condition"
+
+
+def node_problems(node_list: dict[str, Any], expected: list[str], version: str) -> list[str]:
+    """One line per expected node that is missing, not Ready, or whose kubelet is not at `version`."""
+    nodes = {n["metadata"]["name"]: n for n in node_list.get("items", [])}
+    problems = []
+    for name in expected:
+        node = nodes.get(name)
+        if node is None:
+            problems.append(f"{name}: not registered")
+            continue
+        ready, message = _ready(node)
+        if not ready:
+            problems.append(f"{name}: not Ready ({message})" if message else f"{name}: not Ready")
+        kubelet = node.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")
+        if kubelet != version:
+            problems.append(f"{name}: kubelet {kubelet or '?'} (want {version})")
+    return problems
+
+
+def daemonset_ready(daemonset: dict[str, Any]) -> bool:
+    """A DaemonSet scheduled somewhere, its pods ready everywhere and up to date."""
+    status = daemonset.get("status", {})
+    desired = int(status.get("desiredNumberScheduled", 0))
+    return desired > 0 and int(status.get("numberReady", 0)) == desired and int(
+        status.get("updatedNumberScheduled", desired)) == desired
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "kubeadm_ca_cert_hash": ca_cert_hash,
+            "kubeadm_scrub": scrub,
+            "kubeadm_settings_changes": settings_changes,
+            "kubeadm_cni_manifest": cni_manifest,
+            "kubeadm_kubeconfig_for": kubeconfig_for,
+            "kubeadm_node_problems": node_problems,
+            "kubeadm_daemonset_ready": daemonset_ready,
+        }

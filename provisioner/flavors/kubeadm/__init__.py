@@ -1,0 +1,109 @@
+"""kubeadm: upstream Kubernetes, a control plane of static pods set up by `kubeadm init`, nodes added by `kubeadm join`.
+
+What is built: `up` (prepare with the shared node_prep role, binaries from dl.k8s.io or a mirror, containerd, init,
+control-plane joins one at a time, worker joins, the CNI, kubeconfig, verify) and `status`. The other commands answer
+that they are not built for kubeadm clusters yet, before anything is contacted. The roles are playbooks/roles/kubeadm
+and node_prep; the inventory's kubeadm settings are checked by provisioner/inventory/kubeadm_checks.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provisioner.errors import UsageError
+from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
+from provisioner.lifecycle_plan import Node, RemovalPlan
+from provisioner.phases.base import Phase, PlaybookPhase
+from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
+from provisioner.phases.probe import ProbePhase
+
+if TYPE_CHECKING:
+    from provisioner.session import SecretFiles, Session
+
+
+def _not_built(command: str) -> UsageError:
+    return UsageError(
+        f"`provision {command}` is not built for kubeadm clusters yet (this release installs them with `up` and"
+        " reads them with `status`); run kubeadm's own tools on the control plane meanwhile"
+    )
+
+
+class KubeadmFlavor:
+    name = "kubeadm"
+    product = "Kubernetes (kubeadm)"
+    commands = frozenset({"up", "status"})
+
+    def __init__(self, options: FlavorOptions) -> None:
+        self.options = options
+
+    # --------------------------------------------------------------------------------------------------- up
+    def secret_extravars(self, secrets: SecretFiles) -> Mapping[str, str]:
+        # Join tokens and certificate keys are made on the first control plane during the run; nothing to pass.
+        return {}
+
+    def up_phases(self, touch_all: bool) -> list[Phase]:
+        return [
+            MembershipPhase(self.node_query, touch_all=touch_all),
+            ProbePhase(self.options.ssh),
+            PlaybookPhase(
+                "prepare", "Prepare hosts (packages, kernel, swap, containerd, kubeadm/kubelet/kubectl)",
+                "kubeadm_prepare.yml", honours_only=True,
+            ),
+            PlaybookPhase(
+                "install", "kubeadm init on the first control plane, the CNI, joins", "kubeadm_install.yml",
+                honours_only=True,
+            ),
+            PlaybookPhase(
+                "kubeconfig", "Fetch the admin kubeconfig", "kubeadm_kubeconfig.yml", changes_hosts=False,
+                run_in_check_mode=False,
+            ),
+            PlaybookPhase(
+                "verify", "Verify every node, the CNI and CoreDNS are Ready", "kubeadm_verify.yml",
+                changes_hosts=False, run_in_check_mode=False,
+            ),
+            RecordMembersPhase(),
+        ]
+
+    def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:
+        if token_file is not None:
+            raise UsageError(
+                "--token-file is a K3s setting; kubeadm clusters use short-lived bootstrap tokens made during the run"
+            )
+        return {"kubeadm_kubeconfig_dest": str(session.state.kubeconfig), "provision_flavor": self.name}
+
+    # ------------------------------------------------------------------------------------------ day 2
+    def node_list_playbook(self) -> str:
+        return "kubeadm_status.yml"
+
+    def node_query(self, server: str | None) -> tuple[str, dict[str, Any]]:
+        return "kubeadm_nodes.yml", ({"kubeadm_query_server": server} if server else {})
+
+    def embedded_etcd(self, nodes: Mapping[str, Node]) -> bool:
+        # Stacked etcd runs on every control-plane node unless the inventory names an external one; the node list
+        # does not say (kubeadm sets no etcd label), so this answers for stacked etcd.
+        return True
+
+    def reset_step(self) -> Step:
+        raise _not_built("reset")
+
+    def kept_packages(self) -> list[str]:
+        return []
+
+    def removal_step(self, plan: RemovalPlan) -> Step:
+        raise _not_built("remove-node")
+
+    # ---------------------------------------------------------------------------------- backup, restore
+    def backup_step(self, session: Session, dest: Path, name: str) -> Step:
+        raise _not_built("backup")
+
+    def restore_source(self, session: Session, source: Path) -> RestoreSource:
+        raise _not_built("restore")
+
+    def restore_step(self, session: Session, source: RestoreSource) -> Step:
+        raise _not_built("restore")
+
+    # ---------------------------------------------------------------------------------------- upgrade
+    def upgrade(self, session: Session, request: UpgradeRequest) -> int:
+        raise _not_built("upgrade")
