@@ -759,10 +759,13 @@ GENERIC_CGROUP_FIX = (
 Check = Callable[[HostLike, HostFacts], list[Finding]]
 
 
-def compare(hosts: Sequence[HostLike], facts: Mapping[str, HostFacts]) -> list[Finding]:
+def compare(
+    hosts: Sequence[HostLike], facts: Mapping[str, HostFacts], checks: Sequence[Check] | None = None
+) -> list[Finding]:
     """Findings for every host, in inventory order: errors block an install, warnings are worth reading.
 
-    An unreachable host yields only its connection finding: every other fact is unknown.
+    `checks` are the flavor's (default: K3s's CHECKS). An unreachable host yields only its connection finding: every
+    other fact is unknown.
     """
     findings: list[Finding] = []
     for host in hosts:
@@ -773,7 +776,7 @@ def compare(hosts: Sequence[HostLike], facts: Mapping[str, HostFacts]) -> list[F
         if not host_facts.reachable:
             findings.append(_unreachable(host, host_facts))
             continue
-        for check in CHECKS:
+        for check in CHECKS if checks is None else checks:
             findings.extend(check(host, host_facts))
     return findings
 
@@ -886,21 +889,26 @@ def _check_board(host: HostLike, facts: HostFacts) -> list[Finding]:
     ]
 
 
+def check_memory_declared(host: HostLike, facts: HostFacts) -> list[Finding]:
+    """Both flavors: the host has noticeably less memory than the inventory says."""
+    declared = host.hardware.memory_mb
+    if facts.memory_mb is None or not declared or facts.memory_mb >= declared * MEMORY_DECLARED_RATIO:
+        return []
+    return [
+        Finding(
+            host.name,
+            "memory",
+            "warning",
+            f"the host has {facts.memory_mb} MB of memory, the inventory expects {declared} MB",
+            "check the hardware (or the VM's memory setting), or correct provision_hardware.memory_mb",
+        )
+    ]
+
+
 def _check_memory(host: HostLike, facts: HostFacts) -> list[Finding]:
     if facts.memory_mb is None:
         return []
-    findings: list[Finding] = []
-    declared = host.hardware.memory_mb
-    if declared and facts.memory_mb < declared * MEMORY_DECLARED_RATIO:
-        findings.append(
-            Finding(
-                host.name,
-                "memory",
-                "warning",
-                f"the host has {facts.memory_mb} MB of memory, the inventory expects {declared} MB",
-                "check the hardware (or the VM's memory setting), or correct provision_hardware.memory_mb",
-            )
-        )
+    findings = check_memory_declared(host, facts)
     if host.role == "server" and facts.memory_mb < SERVER_MIN_MEMORY_MB:
         findings.append(
             Finding(
@@ -1013,6 +1021,19 @@ def _check_os(host: HostLike, facts: HostFacts) -> list[Finding]:
     ]
 
 
+#: The checks that do not depend on the flavor (the flavors add their own memory, CPU and swap rules).
+COMMON_CHECKS: tuple[Check, ...] = (
+    _check_privileges,
+    _check_arch,
+    _check_board,
+    _check_memory_cgroup,
+    _check_disk,
+    _check_clock,
+    _check_systemd,
+    _check_os,
+)
+
+#: K3s's checks (the default).
 CHECKS: tuple[Check, ...] = (
     _check_privileges,
     _check_arch,

@@ -6,16 +6,18 @@ run (the rest of the cluster still comes up) and reported at the end; an unreach
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from provisioner.errors import HostProblem, ProbeError
 from provisioner.phases.base import Context, PhaseOutcome
-from provisioner.probe import SshSettings, compare, probe_hosts
+from provisioner.probe import Check, SshSettings, compare, probe_hosts
 
 
 @dataclass
 class ProbePhase:
     ssh: SshSettings
+    checks: Sequence[Check] | None = None  # the flavor's; None: K3s's
     name: str = "probe"
     title: str = "Probe hosts and compare them with the inventory"
     changes_hosts: bool = False
@@ -27,7 +29,7 @@ class ProbePhase:
         ]
         facts = probe_hosts(hosts, self.ssh)
         ctx.facts.update(facts)
-        findings = compare(hosts, facts)
+        findings = compare(hosts, facts, self.checks)
         for finding in findings:
             if finding.severity == "warning":
                 ctx.reporter.warn(f"{finding.host}: {finding.check}: {finding.message}")

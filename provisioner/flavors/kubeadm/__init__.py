@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from provisioner.errors import UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
+from provisioner.flavors.kubeadm import probe_checks
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
@@ -46,7 +47,7 @@ class KubeadmFlavor:
     def up_phases(self, touch_all: bool) -> list[Phase]:
         return [
             MembershipPhase(self.node_query, touch_all=touch_all),
-            ProbePhase(self.options.ssh),
+            ProbePhase(self.options.ssh, checks=probe_checks.CHECKS),
             PlaybookPhase(
                 "prepare", "Prepare hosts (packages, kernel, swap, containerd, kubeadm/kubelet/kubectl)",
                 "kubeadm_prepare.yml", honours_only=True,
