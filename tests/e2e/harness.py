@@ -50,6 +50,7 @@ class LabCluster:
     agents: list[str]
     name: str = "lab"
     extra_vars: dict[str, Any] = field(default_factory=dict)
+    flavor: str = "k3s"
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,8 @@ class LabCluster:
         return self.workdir / "kubeconfig"
 
     def write_inventory(self) -> None:
-        data = lab_inventory(self.lab, self.servers, self.agents, cluster_name=self.name, extra_vars=self.extra_vars)
+        data = lab_inventory(self.lab, self.servers, self.agents, cluster_name=self.name, extra_vars=self.extra_vars,
+                             **({"flavor": self.flavor} if self.flavor != "k3s" else {}))
         write_lab_inventory(self.inventory, data)
 
     def env(self) -> dict[str, str]:

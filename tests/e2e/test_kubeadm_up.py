@@ -1,0 +1,81 @@
+"""`provision up` of a kubeadm cluster end to end: lab hosts over real SSH with Debian's real containerd, runc, CNI
+plugins and etcd, and the kubeadm/kubelet stand-ins from the lab's dl.k8s.io-style mirror (tests/standin)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import LabCluster, node_ready, unit_invocation
+from tests.lab.lab import HostSpec
+
+pytestmark = pytest.mark.lab
+
+VERSION = "v1.30.2"
+
+
+@pytest.fixture
+def cluster(make_lab, tmp_path: Path) -> LabCluster:
+    # kubeadm wants 2 CPUs and 1700 MB on a control plane (the probe and kubeadm's preflight both check).
+    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2"])
+    return LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm")
+
+
+def bootstrap_token_secrets(cluster: LabCluster) -> list[str]:
+    """The secret halves of every bootstrap token the cluster holds (as real kubectl reads them)."""
+    listed = cluster.kubectl("--namespace", "kube-system", "get", "secrets", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    items: list[dict[str, Any]] = json.loads(listed.stdout)["items"]
+    return [base64.b64decode(s["data"]["token-secret"]).decode() for s in items
+            if s.get("type") == "bootstrap.kubernetes.io/token"]
+
+
+def test_one_control_plane_two_workers_flannel_then_noop_rerun_and_refused_subnet_change(cluster: LabCluster) -> None:
+    first = cluster.up()
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert {h: r["ready"] for h, r in first.report["hosts"].items()} == {"cp1": "yes", "w1": "yes", "w2": "yes"}
+
+    # Real kubectl through the merged kubeconfig: every node Ready at the version, the control plane marked.
+    nodes = cluster.nodes()
+    assert set(nodes) == {"cp1", "w1", "w2"} and all(node_ready(n) for n in nodes.values())
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes.values()} == {VERSION}
+    assert "node-role.kubernetes.io/control-plane" in nodes["cp1"]["metadata"]["labels"]
+    assert {t["key"] for t in nodes["cp1"]["spec"].get("taints", [])} == {"node-role.kubernetes.io/control-plane"}
+    assert {n["spec"]["podCIDR"] for n in nodes.values()} <= {f"10.244.{i}.0/24" for i in range(256)}
+    flannel = cluster.kubectl("--namespace", "kube-flannel", "get", "daemonset", "kube-flannel-ds", "-o", "json")
+    assert flannel.returncode == 0, flannel.stderr
+    assert json.loads(flannel.stdout)["status"]["numberReady"] == 3
+    conflist = cluster.lab.exec("w1", "cat /etc/cni/net.d/10-flannel.conflist", check=True).stdout
+    assert json.loads(conflist)["plugins"][0]["type"] == "flannel"
+
+    # Tokens and certificate keys: never in the output, the reports or the runner's artifacts; no file left holding
+    # them on the hosts.
+    secrets = bootstrap_token_secrets(cluster)
+    assert secrets
+    leaked = [str(path) for path in cluster.state_dir.rglob("*")
+              if path.is_file() and path.name != "kubeconfig" and any(s.encode() in path.read_bytes() for s in secrets)]
+    assert leaked == []
+    assert not any(s in first.stdout + first.stderr for s in secrets)
+    for host in ("cp1", "w1", "w2"):
+        left = cluster.lab.exec(host, "ls /etc/kubernetes/provision/", check=True).stdout.split()
+        assert not {"init.yaml", "join.yaml", "upload-certs.yaml"} & set(left), (host, left)
+
+    # A rerun changes nothing and restarts nothing.
+    before = {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")}
+    second = cluster.up("--all")
+    assert second.rc == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert second.changed_total() == 0, second.changed_by_host()
+    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
+
+    # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised.
+    cluster.extra_vars["kubeadm_pod_subnet"] = "10.42.0.0/16"
+    cluster.write_inventory()
+    refused = cluster.up()
+    assert refused.rc != 0
+    text = refused.stdout + refused.stderr
+    assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
+    assert unit_invocation(cluster.lab, "cp1", "kubelet") == before["cp1"]
