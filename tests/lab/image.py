@@ -54,7 +54,23 @@ PACKAGES: tuple[str, ...] = (
     "netbase",
     "zstd",  # the k3s stand-in unpacks .tar.zst air-gap image archives with it (real k3s does so in-process)
     "keepalived",  # installed but not enabled: the keepalived_vip role configures and starts it
+    # The kubeadm flavor's node prerequisites, from Debian (the product installs these with apt on real hosts; baked in
+    # here so lab tests never apt-get per host). Installed, never running: see DISABLED_UNITS.
+    "containerd",
+    "runc",
+    "containernetworking-plugins",  # CNI plugins in /usr/lib/cni (containerd's bin_dir is pointed there)
+    "etcd-server",  # Debian's real etcd binary, which the kubelet stand-in runs as the etcd static pod
+    "etcd-client",
+    "conntrack",
+    "socat",
+    "ethtool",
+    "ebtables",
 )
+
+#: Units that installed packages enable (Debian starts services on install) but that must not run until a role under
+#: test configures them: the K3s flavor never uses containerd or etcd from the distribution, and the kubeadm flavor
+#: enables containerd itself. Disabled, not masked, so the product can still enable and start them.
+DISABLED_UNITS: tuple[str, ...] = ("keepalived.service", "containerd.service", "etcd.service")
 
 #: Units that make no sense in a container (no consoles, no periodic maintenance that would
 #: change a host behind a test's back).  Masked by linking them to /dev/null.
@@ -121,7 +137,7 @@ DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64"}
 
 
 #: Bump when tune_rootfs/import_rootfs change what ends up in the image (the data below is hashed itself).
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 #: Trimmed from the tree after debootstrap: not needed on test hosts.
 TRIMMED_DIRS: tuple[str, ...] = (
@@ -146,6 +162,7 @@ def recipe_hash(arch: str) -> str:
         "arch": arch,
         "packages": PACKAGES,
         "masked": MASKED_UNITS,
+        "disabled": DISABLED_UNITS,
         "sshd": SSHD_CONFIG,
         "journald": JOURNALD_CONFIG,
         "hostkeys": HOSTKEYS_UNIT,
@@ -275,8 +292,7 @@ def tune_rootfs(rootfs: Path) -> None:
         if not link.is_symlink():
             link.symlink_to("/etc/systemd/system/ssh-hostkeys.service")
     # Installed packages must not start services on their own; roles under test enable what they configure.
-    for wants in (units / "multi-user.target.wants").glob("keepalived.service"):
-        wants.unlink()
+    disable_units(units, DISABLED_UNITS)
     for unit in MASKED_UNITS:
         target = units / unit
         if target.exists() or target.is_symlink():
@@ -299,6 +315,24 @@ def tune_rootfs(rootfs: Path) -> None:
             path.mkdir()
     for lists in (rootfs / "var/lib/apt/lists").glob("*_Packages"):
         lists.unlink()
+
+
+def disable_units(units: Path, names: tuple[str, ...]) -> list[str]:
+    """What ``systemctl disable`` does offline: remove the ``*.wants``/``*.requires`` links and aliases of ``names``.
+
+    Returns the removed links (relative to ``units``), for the build log.
+    """
+    removed = []
+    for link in sorted(units.rglob("*")):
+        if not link.is_symlink():
+            continue
+        target = Path(str(link.readlink())).name
+        in_wants = link.parent.name.endswith((".wants", ".requires"))
+        if (in_wants and link.name in names) or (target in names and link.name not in names):  # enablement or alias
+            link.unlink()
+            removed.append(str(link.relative_to(units)))
+    log.info("disabled units: %s", ", ".join(removed) or "none enabled")
+    return removed
 
 
 def import_rootfs(rootfs: Path, tag: str, arch: str) -> None:

@@ -66,6 +66,8 @@ SYSTEMD_RUN_ARGS: tuple[str, ...] = (
 LXCFS_DIR = Path("/var/lib/lxcfs")
 LXCFS_PROC_FILES = ("meminfo", "cpuinfo", "stat", "swaps", "uptime", "loadavg", "diskstats")
 
+CONTAINERD_STATE_DIR = "/var/lib/containerd"
+
 MIRROR_PORT = 8080
 MIRROR_SERVER = Path(__file__).with_name("mirror_server.py")
 
@@ -123,6 +125,10 @@ class HostSpec:
     board: str | None = None
     memory_mb: int | None = None
     cpus: int | None = None
+    #: Give /var/lib/containerd a filesystem of its own (a labelled anonymous volume, removed with the host), as a
+    #: kubeadm node needs: on the container's overlay root, containerd's overlayfs snapshotter loads but every layered
+    #: mount fails ("not supported as upperdir").
+    containerd_volume: bool = False
 
 
 class HostInfo(NamedTuple):
@@ -254,6 +260,7 @@ class Lab:
             *SYSTEMD_RUN_ARGS,
             *self._resource_args(spec),
             *self._board_mounts(spec),
+            *self._volume_args(spec),
             image,
         ]
         docker(*args)
@@ -281,6 +288,13 @@ class Lab:
         elif spec.memory_mb is not None or spec.cpus is not None:
             log.warning("lxcfs is not running: %s sees the machine's memory and CPUs despite its limits", spec.name)
         return args
+
+    def _volume_args(self, spec: HostSpec) -> list[str]:
+        """Anonymous volumes (on the machine's own filesystem, not overlay); ``docker rm -v`` removes them."""
+        if not spec.containerd_volume:
+            return []
+        return ["--mount", f"type=volume,dst={CONTAINERD_STATE_DIR},volume-label={LAB_LABEL}=1,"
+                f"volume-label={LAB_ID_LABEL}={self.lab_id}"]  # fmt: skip
 
     def _board_mounts(self, spec: HostSpec) -> list[str]:
         """Read-only device-tree files for a board (model and compatible are NUL-terminated, as on a board)."""
