@@ -75,13 +75,14 @@ class ApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    handler_class: Any = None  # a Handler subclass (the kube stand-in's apiserver); None: Handler
 
     def __init__(self, address: tuple[str, int], cluster: Cluster, context: ssl.SSLContext) -> None:
         self.cluster = cluster
         self.ssl_context = context
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, Handler)
+        super().__init__(address, self.handler_class or Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         try:

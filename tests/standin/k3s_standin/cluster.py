@@ -66,14 +66,10 @@ class Cluster:
         return any(hmac.compare_digest(password, p) for p in allowed if p)
 
     # ---- nodes -------------------------------------------------------------------------
-    def _lease_time(self, name: str) -> float | None:
+    def _lease(self, name: str) -> tuple[float | None, Json | None]:
+        """Renew time and the kubelet's reported not-ready reason (kube stand-in) of a node's lease."""
         raw = self.store.get(nodes.LEASE_PREFIX + name)
-        if raw is None:
-            return None
-        try:
-            return float(json.loads(raw)["renewTime"])
-        except (ValueError, KeyError):
-            return None
+        return _parse_lease(raw)
 
     def list_nodes(self) -> list[Json]:
         stored = self.store.list(nodes.NODE_PREFIX)
@@ -83,13 +79,8 @@ class Cluster:
         for key in sorted(stored):
             name = key[len(nodes.NODE_PREFIX):]
             node = json.loads(stored[key])
-            renew = None
-            if nodes.LEASE_PREFIX + name in leases:
-                try:
-                    renew = float(json.loads(leases[nodes.LEASE_PREFIX + name])["renewTime"])
-                except (ValueError, KeyError):
-                    renew = None
-            result.append(nodes.with_conditions(node, renew, now))
+            renew, not_ready = _parse_lease(leases.get(nodes.LEASE_PREFIX + name))
+            result.append(nodes.with_conditions(node, renew, now, not_ready))
         return result
 
     def raw_node(self, name: str) -> Json | None:
@@ -100,7 +91,8 @@ class Cluster:
         node = self.raw_node(name)
         if node is None:
             return None
-        return nodes.with_conditions(node, self._lease_time(name))
+        renew, not_ready = self._lease(name)
+        return nodes.with_conditions(node, renew, None, not_ready)
 
     def save_node(self, node: Json) -> Json:
         node.setdefault("metadata", {})["resourceVersion"] = str(int(time.time() * 1000))
@@ -167,11 +159,17 @@ class Cluster:
             self.renew_lease(name)
         return node
 
-    def renew_lease(self, name: str) -> bool:
-        """Record a heartbeat; False when the node object is gone (agent must re-register)."""
+    def renew_lease(self, name: str, not_ready: Json | None = None) -> bool:
+        """Record a heartbeat; False when the node object is gone (agent must re-register).
+
+        ``not_ready`` (``reason``, ``message``): the node's own report that it is alive but not ready (the kube
+        stand-in's kubelet without a CNI config); the Ready condition is then False with that reason."""
         if self.store.get(nodes.NODE_PREFIX + name) is None:
             return False
-        self.store.put(nodes.LEASE_PREFIX + name, json.dumps({"holderIdentity": name, "renewTime": time.time()}).encode())
+        record: Json = {"holderIdentity": name, "renewTime": time.time()}
+        if not_ready:
+            record["notReady"] = not_ready
+        self.store.put(nodes.LEASE_PREFIX + name, json.dumps(record).encode())
         return True
 
     # ---- namespaces ----------------------------------------------------------------------
@@ -211,3 +209,13 @@ class Cluster:
             return bool(self.store.healthy())
         except DatastoreError:
             return False
+
+
+def _parse_lease(raw: bytes | None) -> tuple[float | None, Json | None]:
+    if raw is None:
+        return None, None
+    try:
+        record = json.loads(raw)
+        return float(record["renewTime"]), record.get("notReady")
+    except (ValueError, KeyError, TypeError):
+        return None, None

@@ -38,6 +38,8 @@ RESOURCE_ALIASES = {"nodes": "nodes", "node": "nodes", "no": "nodes", "pods": "p
 _BOOL_FLAGS = {"-A", "--all-namespaces", "--ignore-daemonsets", "--delete-emptydir-data", "--delete-local-data",
                "--force", "--overwrite", "--no-headers", "--show-labels", "--all", "--client", "--wait",
                "--insecure-skip-tls-verify", "--disable-eviction", "--dry-run", "-w", "--watch", "--ignore-not-found"}
+# The kube stand-in's kubectl sets this: its apiserver serves built-in types (ConfigMap, DaemonSet, ...) to apply.
+APPLY_BUILTINS = False
 _SHORT_WITH_VALUE = {"-o": "--output", "-n": "--namespace", "-l": "--selector", "-s": "--server", "-f": "--filename"}
 
 
@@ -626,7 +628,7 @@ def _map_for_apply(mappings: list[resources.Mapping], obj: Any, label: str,
         raise KubectlError(f'error: resource mapping not found for name: "{name}" namespace: "{obj_ns or ""}" from '
                            f'"{label}": no matches for kind "{obj["kind"]}" in version "{obj["apiVersion"]}"\n'
                            "ensure CRDs are installed first")
-    if mapping.group in ("", "policy") and mapping.plural != "namespaces":
+    if mapping.group in ("", "policy") and mapping.plural != "namespaces" and not APPLY_BUILTINS:
         raise KubectlError("error: the stand-in kubectl applies namespaces, CustomResourceDefinitions and custom "
                            f"resources only, not {obj['kind']}")
     if not name:

@@ -123,8 +123,12 @@ def merge_registration(existing: Json, fresh: Json) -> Json:
     return merged
 
 
-def with_conditions(node: Json, renew_time: float | None, now: float | None = None) -> Json:
-    """Return the node as served: Ready condition derived from the lease age."""
+def with_conditions(node: Json, renew_time: float | None, now: float | None = None,
+                    not_ready: Json | None = None) -> Json:
+    """Return the node as served: Ready condition derived from the lease age.
+
+    ``not_ready`` (reason, message) is what a live kubelet reported as why it is not ready (kube stand-in: no CNI
+    config): Ready False with that reason and the ``not-ready`` taint the node lifecycle controller adds."""
     now = time.time() if now is None else now
     view = copy.deepcopy(node)
     fresh = renew_time is not None and now - renew_time <= grace_seconds()
@@ -146,7 +150,14 @@ def with_conditions(node: Json, renew_time: float | None, now: float | None = No
             ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
         )
     ]
+    if fresh and not_ready:
+        ready.update(status="False", reason=str(not_ready.get("reason", "KubeletNotReady")),
+                     message=str(not_ready.get("message", "")))
     view["status"]["conditions"] = [*others, ready]
+    if fresh and not_ready:
+        taints = [t for t in view["spec"].get("taints", []) if t.get("key") != "node.kubernetes.io/not-ready"]
+        taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "timeAdded": heartbeat})
+        view["spec"]["taints"] = taints
     if not fresh:
         taints = [t for t in view["spec"].get("taints", []) if t.get("key") != "node.kubernetes.io/unreachable"]
         taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": heartbeat})
