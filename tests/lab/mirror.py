@@ -1,4 +1,5 @@
-"""Build a local K3s release mirror: the GitHub release download tree, filled with stand-ins.
+"""Build the lab's release mirror: the K3s GitHub release download tree, filled with stand-ins, plus the Kubernetes
+trees the kubeadm flavor downloads (kube_mirror.py).
 
 Layout (the root of the tree is the root of the mirror URL)::
 
@@ -8,9 +9,15 @@ Layout (the root of the tree is the root of the mirror URL)::
     <version>/k3s-airgap-images-<arch>.sha256sum
     <version>/k3s-images.txt                             images the air-gap archives hold
     v1-release/channels/<stable|latest|v1.28|v1.29>      the version a channel points to
+    dl.k8s.io/release/...                                kubeadm/kubelet/kubectl stand-ins, .sha256, stable*.txt
+    pkgs.k8s.io/core:/stable:/v1.<minor>/deb/...         signed flat apt repositories (apt_repo.py)
+    github.com/<org>/<repo>/releases/download/<v>/...    the lab's flannel, Calico and Cilium manifests; Cilium
+                                                         has no upstream manifest (only a Helm chart): the lab
+                                                         publishes a pre-rendered one where an asset would be
 
 The mirror server (mirror_server.py) turns the channel files into update.k3s.io-style redirects.
-Everything is deterministic: the same versions and stand-in sources give the same bytes and sums.
+Everything but the apt signatures is deterministic: the same versions and stand-in sources give the same bytes and
+sums.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import subprocess
 import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from tests.lab.kube_mirror import KUBE_VERSIONS, KubeBuilder, build_kube_tree
 
 DEFAULT_VERSIONS = ("v1.28.4+k3s2", "v1.29.0+k3s1")
 
@@ -72,8 +81,18 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(number) for number in re.findall(r"\d+", version))
 
 
-def build_mirror(dest: Path, versions: Sequence[str] = DEFAULT_VERSIONS, builder: Builder | None = None) -> Path:
-    """Fill ``dest`` with the release tree for ``versions`` and return ``dest``."""
+def build_mirror(
+    dest: Path,
+    versions: Sequence[str] = DEFAULT_VERSIONS,
+    builder: Builder | None = None,
+    *,
+    kube_versions: Sequence[str] = KUBE_VERSIONS,
+    kube_builder: KubeBuilder | None = None,
+    apt: bool = True,
+    gpg_home: Path | None = None,
+) -> Path:
+    """Fill ``dest`` with the K3s release tree for ``versions`` and the Kubernetes trees for ``kube_versions``
+    (none with ``kube_versions=()``; no apt repositories with ``apt=False``), and return ``dest``."""
     build = builder or default_builder()
     dest.mkdir(parents=True, exist_ok=True)
     for version in versions:
@@ -82,6 +101,7 @@ def build_mirror(dest: Path, versions: Sequence[str] = DEFAULT_VERSIONS, builder
     channel_dir.mkdir(parents=True, exist_ok=True)
     for name, version in channels_for(versions).items():
         (channel_dir / name).write_text(version + "\n", encoding="utf-8")
+    build_kube_tree(dest, kube_versions, kube_builder, apt=apt, gpg_home=gpg_home)
     return dest
 
 
