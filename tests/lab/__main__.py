@@ -3,6 +3,7 @@
     python -m tests.lab image [--arch amd64] [--rebuild]      # build the base image once per machine
     python -m tests.lab up --hosts 3 [--arm64 1] [--id dev]   # hosts + mirror, state in .lab/<id>/
     python -m tests.lab up --servers 1 --agents 2 --id demo   # ... plus .lab/<id>/inventory.yml for provision
+    python -m tests.lab up --servers 1 --agents 1 --flavor kubeadm --id kdemo   # kubeadm-sized hosts + inventory
     python -m tests.lab ls                                    # labs on this machine
     python -m tests.lab down --id dev | --all                 # remove by label
 
@@ -30,9 +31,15 @@ STATE_ROOT = REPO_ROOT / ".lab"
 
 def specs_for(args: argparse.Namespace) -> list[HostSpec]:
     """server1..S, agent1..A, host1..N (amd64), then arm1..K (arm64, emulated)."""
-    names = [f"server{i}" for i in range(1, args.servers + 1)] + [f"agent{i}" for i in range(1, args.agents + 1)]
-    names += [f"host{i}" for i in range(1, args.hosts + 1)]
-    return [HostSpec(name) for name in names] + [HostSpec(f"arm{i}", arch="arm64") for i in range(1, args.arm64 + 1)]
+    if args.flavor == "kubeadm":
+        from tests.lab.inventory import kubeadm_specs  # noqa: PLC0415 - coordinator's module
+
+        cluster = kubeadm_specs(args.servers, args.agents)  # control planes with 2 CPUs / 2048 MB, containerd volume
+    else:
+        names = [f"server{i}" for i in range(1, args.servers + 1)] + [f"agent{i}" for i in range(1, args.agents + 1)]
+        cluster = [HostSpec(name) for name in names]
+    hosts = [HostSpec(f"host{i}") for i in range(1, args.hosts + 1)]
+    return cluster + hosts + [HostSpec(f"arm{i}", arch="arm64") for i in range(1, args.arm64 + 1)]
 
 
 def cmd_image(args: argparse.Namespace) -> int:
@@ -54,7 +61,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         from tests.lab.inventory import lab_inventory, write_lab_inventory  # noqa: PLC0415 - coordinator's module
 
         agents = [name for name in lab.hosts if name.startswith("agent")]
-        path = write_lab_inventory(workdir / "inventory.yml", lab_inventory(lab, servers, agents))
+        inventory = lab_inventory(lab, servers, agents, flavor=args.flavor)
+        path = write_lab_inventory(workdir / "inventory.yml", inventory)
         print(f"inventory {path}")
     if lab.mirror_url:
         print(f"mirror   {lab.mirror_url}")
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--servers", type=int, default=0, help="amd64 hosts server1..S, written into inventory.yml")
     up.add_argument("--agents", type=int, default=0, help="amd64 hosts agent1..A, written into inventory.yml")
     up.add_argument("--arm64", type=int, default=0, help="emulated arm64 hosts (arm1..K); slow to build and run")
+    up.add_argument("--flavor", choices=["k3s", "kubeadm"], default="k3s", help="the inventory's flavor (default k3s)")
     up.add_argument("--id", default="dev", help="lab id (default: dev)")
     up.add_argument("--no-mirror", action="store_true", help="skip the release mirror container")
     up.set_defaults(func=cmd_up)

@@ -1,7 +1,8 @@
 """pytest fixtures for the lab (loaded through ``pytest_plugins`` in tests/conftest.py).
 
 * ``lab_image`` (session): the lab's base image, built once per machine and reused.
-* ``mirror_dir`` (session): a release mirror tree with stand-ins for the default versions.
+* ``mirror_dir`` (session): a release mirror tree with stand-ins for the default versions (K3s, and the
+  Kubernetes trees for the kubeadm flavor: dl.k8s.io, pkgs.k8s.io, CNI manifests; about 1 s).
 * ``make_lab`` (function): ``make_lab(specs, mirror=True) -> Lab``; every lab it made is destroyed
   when the test ends, pass or fail.
 
@@ -59,7 +60,7 @@ def lab_image() -> str:
 
 @pytest.fixture(scope="session")
 def mirror_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Release mirror tree with stand-ins for v1.28.4+k3s2 and v1.29.0+k3s1."""
+    """Release mirror tree with stand-ins for v1.28.4+k3s2 and v1.29.0+k3s1, and Kubernetes v1.30.2 and v1.31.1."""
     return build_mirror(tmp_path_factory.mktemp("mirror"))
 
 

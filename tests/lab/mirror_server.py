@@ -1,8 +1,9 @@
-"""HTTP server for the lab's K3s release mirror (runs inside the lab's `mirror` container).
+"""HTTP server for the lab's release mirror (runs inside the lab's `mirror` container).
 
 It serves the release tree read-only, like the GitHub release download server
-(``/<version>/<asset>``; a ``+`` in the version works raw and as ``%2B``), and answers the
-update-channel API the way update.k3s.io does:
+(``/<version>/<asset>``; a ``+`` in the version works raw and as ``%2B``) and, under host-named
+prefixes, like dl.k8s.io, pkgs.k8s.io (paths with ``:`` such as ``core:/stable:``, raw or ``%3A``)
+and github.com (see mirror.py), and answers the update-channel API the way update.k3s.io does:
 
 * ``GET /v1-release/channels/<name>`` -> ``302 Found`` to ``/k3s-io/k3s/releases/tag/<version>``,
   whose last path segment is the version (that is how the official installer reads it);
