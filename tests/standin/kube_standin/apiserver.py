@@ -31,7 +31,7 @@ from k3s_standin import api, datastore_external, nodes
 from k3s_standin.cluster import Cluster
 from k3s_standin.datastore import DatastoreError
 
-from . import builtin, klog, versions
+from . import builtin, host, klog, versions
 
 Json = dict[str, Any]
 ANONYMOUS = ("system:anonymous", ["system:unauthenticated"])
@@ -271,9 +271,9 @@ class KubeApiServer(api.ApiServer):
 def _context(flags: dict[str, str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(flags["tls-cert-file"], flags["tls-private-key-file"])
+    ctx.load_cert_chain(str(host.path(flags["tls-cert-file"])), str(host.path(flags["tls-private-key-file"])))
     if flags.get("client-ca-file"):
-        ctx.load_verify_locations(flags["client-ca-file"])
+        ctx.load_verify_locations(str(host.path(flags["client-ca-file"])))
         ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
@@ -300,8 +300,10 @@ def run(argv: list[str]) -> int:
         if not flags.get(needed):
             klog.error("run.go", f'"command failed" err="--{needed} must be specified"')
             return 1
-    tls = datastore_external.TLSFiles(flags.get("etcd-cafile") or None, flags.get("etcd-certfile") or None,
-                                      flags.get("etcd-keyfile") or None)
+    def file(name: str) -> str | None:
+        return str(host.path(flags[name])) if flags.get(name) else None
+
+    tls = datastore_external.TLSFiles(file("etcd-cafile"), file("etcd-certfile"), file("etcd-keyfile"))
     store = None
     while store is None:
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography import x509
 
-from . import apiserver, kubelet, pki
+from . import apiserver, host, kubelet, pki
 from .client import Api, ApiError
 
 Json = dict[str, Any]
@@ -69,12 +69,11 @@ def _expired(data: dict[str, str]) -> bool:
 class Controllers:
     def __init__(self, flags: dict[str, str]) -> None:
         self.flags = flags
-        self.api = Api.from_kubeconfig(__import__("pathlib").Path(flags["kubeconfig"]))
+        self.api = Api.from_kubeconfig(host.path(flags["kubeconfig"]))
         self.signer: pki.Pair | None = None
         cert, key = flags.get("cluster-signing-cert-file"), flags.get("cluster-signing-key-file")
         if cert and key:
-            with open(cert, "rb") as c, open(key, "rb") as k:
-                self.signer = pki.Pair(c.read(), k.read())
+            self.signer = pki.Pair(host.path(cert).read_bytes(), host.path(key).read_bytes())
 
     def loop(self) -> None:
         for step in (self.ipam, self.csrs, self.tokens, self.workloads):

@@ -328,14 +328,18 @@ def _token_delete(flags: Flags) -> int:
 # ---- init ---------------------------------------------------------------------------------------------------------
 
 
+def _config_path(flags: Flags) -> Path:
+    text = flags.get("config")
+    return host.path(text) if text.startswith("/") else Path(text)
+
+
 def _init_config(flags: Flags) -> Config:
     if flags.has("config"):
         bad = mixed_arguments(list(flags.values))
         if bad:
             raise Fail(bad)
         try:
-            cfg = load(host.path(flags.get("config")) if not os.path.isabs(flags.get("config")) else
-                       Path(flags.get("config")), "init")
+            cfg = load(_config_path(flags), "init")
         except ConfigError as exc:
             raise Fail(str(exc), exc.code) from exc
     else:
@@ -790,7 +794,7 @@ def _init_phase(flags: Flags) -> int:
     key = flags.get("certificate-key")
     if flags.has("config"):
         try:
-            key = load(Path(flags.get("config")), "init").certificate_key
+            key = load(_config_path(flags), "init").certificate_key
         except ConfigError as exc:
             raise Fail(str(exc), exc.code) from exc
     if not flags.on("upload-certs"):
@@ -814,7 +818,7 @@ def _join_config(flags: Flags) -> Config:
         if bad:
             raise Fail(bad)
         try:
-            cfg = load(Path(flags.get("config")), "join")
+            cfg = load(_config_path(flags), "join")
         except ConfigError as exc:
             raise Fail(str(exc), exc.code) from exc
     else:

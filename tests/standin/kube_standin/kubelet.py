@@ -131,7 +131,8 @@ class Kubelet:
         current = self.pki_dir / "kubelet-client-current.pem"
         tmp = current.with_name(current.name + ".tmp")
         tmp.unlink(missing_ok=True)
-        tmp.symlink_to(host.unhost(target))
+        # absolute like the kubelet's; relative under a test's fake root, where the absolute one would dangle
+        tmp.symlink_to(target.name if os.environ.get(host.ROOT_ENV) else str(target))
         os.replace(tmp, current)
         return current
 
