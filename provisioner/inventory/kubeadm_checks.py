@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from provisioner.grammar import kubeadm_version
 from provisioner.inventory.model import (
     DEFAULT_KUBEADM_APT_URL,
-    DEFAULT_KUBEADM_CNI_URL,
+    DEFAULT_KUBEADM_GITHUB_URL,
     DEFAULT_KUBEADM_RELEASE_URL,
     DEFAULT_POD_SUBNET,
     DEFAULT_SERVICE_SUBNET,
@@ -45,7 +45,7 @@ CLUSTER_VARS = (
     "kubeadm_release_url",
     "kubeadm_artifact_dir",
     "kubeadm_cni",
-    "kubeadm_cni_url",
+    "kubeadm_github_url",
     "kubeadm_pod_subnet",
     "kubeadm_service_subnet",
     "kubeadm_etcd",
@@ -72,7 +72,7 @@ def read_settings(report: Report, ref: Mapping[str, Any], hosts: Sequence[Host],
     release_url = _url(report, "kubeadm_release_url", ref.get("kubeadm_release_url"), DEFAULT_KUBEADM_RELEASE_URL)
     artifact_dir = _artifact_dir(report, source, ref.get("kubeadm_artifact_dir"), base)
     cni = _choice(report, "kubeadm_cni", ref.get("kubeadm_cni"), KUBEADM_CNIS)
-    cni_url = _url(report, "kubeadm_cni_url", ref.get("kubeadm_cni_url"), DEFAULT_KUBEADM_CNI_URL)
+    github_url = _url(report, "kubeadm_github_url", ref.get("kubeadm_github_url"), DEFAULT_KUBEADM_GITHUB_URL)
     pod = _network(report, "kubeadm_pod_subnet", ref.get("kubeadm_pod_subnet"), DEFAULT_POD_SUBNET)
     service = _network(report, "kubeadm_service_subnet", ref.get("kubeadm_service_subnet"), DEFAULT_SERVICE_SUBNET)
     _check_subnets(report, pod, service, hosts)
@@ -88,7 +88,7 @@ def read_settings(report: Report, ref: Mapping[str, Any], hosts: Sequence[Host],
         pod_subnet=str(pod) if pod is not None else str(ref.get("kubeadm_pod_subnet")),
         service_subnet=str(service) if service is not None else str(ref.get("kubeadm_service_subnet")),
         etcd=etcd,
-        cni_url=cni_url,
+        github_url=github_url,
     )
 
 

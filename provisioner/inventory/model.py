@@ -40,7 +40,7 @@ KUBEADM_CNIS = ("flannel", "calico", "cilium", "none")
 KUBEADM_ETCD = ("stacked", "external")
 DEFAULT_KUBEADM_APT_URL = "https://pkgs.k8s.io/core:/stable:"
 DEFAULT_KUBEADM_RELEASE_URL = "https://dl.k8s.io/release"
-DEFAULT_KUBEADM_CNI_URL = "https://github.com"
+DEFAULT_KUBEADM_GITHUB_URL = "https://github.com"
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 
@@ -118,7 +118,7 @@ class KubeadmSettings:
     pod_subnet: str
     service_subnet: str
     etcd: ExternalEtcd | None = None  # None: stacked etcd on the control-plane nodes
-    cni_url: str = DEFAULT_KUBEADM_CNI_URL  # github.com or a mirror laid out like it (CNI release manifests)
+    github_url: str = DEFAULT_KUBEADM_GITHUB_URL  # github.com or a mirror laid out like it (CNI release manifests, cri-tools)
 
 
 @dataclass(frozen=True)

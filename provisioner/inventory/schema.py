@@ -137,7 +137,7 @@ def _kubeadm_variables() -> dict[str, Any]:
         "kubeadm_package_source": {"enum": list(KUBEADM_PACKAGE_SOURCES)},
         "kubeadm_apt_url": {"type": "string", "pattern": "^https?://[^/]", "description": "pkgs.k8s.io or a mirror"},
         "kubeadm_release_url": {"type": "string", "pattern": "^https?://[^/]", "description": "dl.k8s.io or a mirror"},
-        "kubeadm_cni_url": {
+        "kubeadm_github_url": {
             "type": "string", "pattern": "^https?://[^/]",
             "description": "github.com or a mirror laid out like it (CNI release manifests)",
         },

@@ -12,7 +12,7 @@ PROVISION_LAB_CHANNEL_URL                 ``<mirror>/v1-release/channels``      
 PROVISION_LAB_K3S_VERSION                 ``v1.28.4+k3s2``
 PROVISION_LAB_KUBEADM_RELEASE_URL         ``<mirror>/dl.k8s.io/release``                  https://dl.k8s.io/release
 PROVISION_LAB_KUBEADM_APT_URL             ``<mirror>/pkgs.k8s.io/core:/stable:``          https://pkgs.k8s.io/core:/stable:
-PROVISION_LAB_KUBEADM_CNI_URL             ``<mirror>/github.com``                         https://github.com
+PROVISION_LAB_KUBEADM_GITHUB_URL             ``<mirror>/github.com``                         https://github.com
 PROVISION_LAB_KUBEADM_VERSION             ``v1.30.2``
 PROVISION_LAB_KUBEADM_PACKAGE_SOURCE      ``binaries``                                    (or ``apt``)
 ========================================  ==============================================  =========================
@@ -122,7 +122,7 @@ def _kubeadm_vars(lab: Lab, version: str | None, extra_vars: Mapping[str, Any]) 
     overrides = {
         "kubeadm_release_url": ("PROVISION_LAB_KUBEADM_RELEASE_URL", RELEASE_PREFIX),
         "kubeadm_apt_url": ("PROVISION_LAB_KUBEADM_APT_URL", APT_PREFIX),
-        "kubeadm_cni_url": ("PROVISION_LAB_KUBEADM_CNI_URL", GITHUB_PREFIX),
+        "kubeadm_github_url": ("PROVISION_LAB_KUBEADM_GITHUB_URL", GITHUB_PREFIX),
     }
     for name, (variable, prefix) in overrides.items():
         if name in ("kubeadm_release_url", "kubeadm_apt_url") and extra_vars.get("kubeadm_artifact_dir"):

@@ -13,7 +13,7 @@ Layout (relative to the mirror root, beside the K3s release tree; see tests/stan
 The CNI manifests are the lab's own (tests/lab/cni/), with the object structure of the upstream assets. Upstream
 publishes no checksum beside kube-flannel.yml or calico.yaml, so neither does the lab. Cilium publishes no manifest at
 all, only a Helm chart: the lab serves a pre-rendered manifest at the path a manifest release asset would have, so the
-product can fetch every CNI the same way (with real upstream, point ``kubeadm_cni_url`` at a mirror holding such a
+product can fetch every CNI the same way (with real upstream, point ``kubeadm_github_url`` at a mirror holding such a
 rendering).
 
 The binaries come from a builder ``(tool, version, arch, dest) -> Path``; the default one is the stand-in builder of
@@ -22,12 +22,17 @@ tests/standin (another helper's), imported only when a mirror is built. Unit tes
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 import shutil
+import tarfile
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 KUBE_VERSIONS: tuple[str, ...] = ("v1.30.2", "v1.31.1")
 KUBE_ARCHES: tuple[str, ...] = ("amd64", "arm64", "arm")
@@ -123,6 +128,7 @@ def build_kube_tree(
     for name, version in stable_markers(versions).items():
         (release / name).write_text(version, encoding="utf-8")  # upstream's markers have no line end
     publish_cni_manifests(root / GITHUB_PREFIX)
+    publish_cri_tools(root / GITHUB_PREFIX, versions, build)
     if apt:
         from tests.lab.apt_repo import publish_apt_repos  # noqa: PLC0415 - needs dpkg-deb and gpg; only when asked
 
@@ -148,6 +154,37 @@ def publish_release(release: Path, version: str, build: KubeBuilder) -> None:
             # echo "$(cat kubectl.sha256)  kubectl" | sha256sum --check
             digest = hashlib.sha256(target.read_bytes()).hexdigest()
             (folder / f"{tool}.sha256").write_text(digest, encoding="utf-8")
+
+
+def crictl_versions() -> dict[int, str]:
+    """cri-tools release per Kubernetes minor, as the kubeadm role picks it (read from the role, not restated)."""
+    role_vars = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kubeadm" / "vars" / "main.yml"
+    table = yaml.safe_load(role_vars.read_text(encoding="utf-8"))["_kubeadm_crictl_versions"]
+    return {int(minor): str(version) for minor, version in table.items()}
+
+
+def publish_cri_tools(github: Path, versions: Sequence[str], build: KubeBuilder) -> None:
+    """crictl release archives like kubernetes-sigs/cri-tools publishes them: crictl-<v>-linux-<arch>.tar.gz holding
+    the one file `crictl`, and `<archive>.sha256` (bare hex digest), for the minors of the lab's versions."""
+    table = crictl_versions()
+    for crictl_version in sorted({table[minor_of(v)] for v in versions if minor_of(v) in table}):
+        folder = github / "kubernetes-sigs/cri-tools/releases/download" / crictl_version
+        folder.mkdir(parents=True, exist_ok=True)
+        for arch in KUBE_ARCHES:
+            with tempfile.TemporaryDirectory() as scratch:
+                binary = build("crictl", crictl_version, arch, Path(scratch) / "crictl")
+                archive = folder / f"crictl-{crictl_version}-linux-{arch}.tar.gz"
+                with archive.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                        tarfile.open(fileobj=gz, mode="w") as tar:
+                    info = tar.gettarinfo(str(binary), arcname="crictl")
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = "root"
+                    info.mtime = 0
+                    info.mode = 0o755
+                    with Path(binary).open("rb") as handle:
+                        tar.addfile(info, handle)
+            digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+            (folder / f"{archive.name}.sha256").write_text(digest, encoding="utf-8")
 
 
 def publish_cni_manifests(github: Path) -> None:

@@ -280,7 +280,7 @@ def fake_lab(mirror: bool = True) -> Lab:
 KUBEADM_ENV = (
     "PROVISION_LAB_KUBEADM_RELEASE_URL",
     "PROVISION_LAB_KUBEADM_APT_URL",
-    "PROVISION_LAB_KUBEADM_CNI_URL",
+    "PROVISION_LAB_KUBEADM_GITHUB_URL",
     "PROVISION_LAB_KUBEADM_VERSION",
     "PROVISION_LAB_KUBEADM_PACKAGE_SOURCE",
 )
@@ -298,7 +298,7 @@ def test_kubeadm_inventory_points_at_the_mirror(monkeypatch: pytest.MonkeyPatch)
         "kubeadm_package_source": "binaries",
         "kubeadm_release_url": "http://172.30.0.2:8080/dl.k8s.io/release",
         "kubeadm_apt_url": "http://172.30.0.2:8080/pkgs.k8s.io/core:/stable:",
-        "kubeadm_cni_url": "http://172.30.0.2:8080/github.com",
+        "kubeadm_github_url": "http://172.30.0.2:8080/github.com",
     }
     assert not any(key.startswith("k3s_") for key in variables)
     assert set(inventory["all"]["children"]) == {"server", "agent"}
@@ -307,13 +307,13 @@ def test_kubeadm_inventory_points_at_the_mirror(monkeypatch: pytest.MonkeyPatch)
 def test_kubeadm_inventory_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROVISION_LAB_KUBEADM_RELEASE_URL", "https://dl.k8s.io/release")
     monkeypatch.setenv("PROVISION_LAB_KUBEADM_APT_URL", "https://pkgs.k8s.io/core:/stable:")
-    monkeypatch.setenv("PROVISION_LAB_KUBEADM_CNI_URL", "https://github.com")
+    monkeypatch.setenv("PROVISION_LAB_KUBEADM_GITHUB_URL", "https://github.com")
     monkeypatch.setenv("PROVISION_LAB_KUBEADM_VERSION", "v1.31.1")
     monkeypatch.setenv("PROVISION_LAB_KUBEADM_PACKAGE_SOURCE", "apt")
     variables = lab_inventory(fake_lab(mirror=False), ["server1"], [], flavor="kubeadm")["all"]["vars"]
     assert variables["kubeadm_release_url"] == "https://dl.k8s.io/release"
     assert variables["kubeadm_apt_url"] == "https://pkgs.k8s.io/core:/stable:"
-    assert variables["kubeadm_cni_url"] == "https://github.com"
+    assert variables["kubeadm_github_url"] == "https://github.com"
     assert (variables["kubeadm_version"], variables["kubeadm_package_source"]) == ("v1.31.1", "apt")
 
 
@@ -343,3 +343,19 @@ def test_signing_key_is_made_once_and_reused(tmp_path: Path) -> None:
     again = SigningKey(tmp_path / "home")
     with again.session():
         assert again.ensure() == first
+
+
+def test_crictl_archives_like_cri_tools_releases_for_each_minor_the_role_installs(tree: Path) -> None:
+    import tarfile  # noqa: PLC0415 - only this test opens archives
+
+    for crictl_version in ("v1.30.1", "v1.31.1"):  # the kubeadm role's choice for 1.30 and 1.31
+        folder = tree / "github.com/kubernetes-sigs/cri-tools/releases/download" / crictl_version
+        for arch in KUBE_ARCHES:
+            archive = folder / f"crictl-{crictl_version}-linux-{arch}.tar.gz"
+            with tarfile.open(archive) as tar:
+                assert tar.getnames() == ["crictl"]
+                member = tar.getmember("crictl")
+                assert member.mode == 0o755 and member.uid == 0
+                assert tar.extractfile(member).read() == f"#!/bin/sh\necho crictl {crictl_version} {arch}\n".encode()
+            digest = (folder / f"{archive.name}.sha256").read_text()
+            assert digest == hashlib.sha256(archive.read_bytes()).hexdigest()
