@@ -388,7 +388,7 @@ def test_init_cni_restart_join_and_reset(bins: dict[str, Path], short_tmp: Path,
                                              text=True, check=True).stdout)
 
         ready = [c for c in node()["status"]["conditions"] if c["type"] == "Ready"][0]  # type: ignore[index]
-        assert ready["status"] == "False" and "cni plugin not initialized" in ready["message"] or not containerd
+        assert (ready["status"] == "False" and "cni plugin not initialized" in ready["message"]) or not containerd
         _wait(lambda: node()["spec"].get("podCIDR") == "10.244.0.0/24")  # type: ignore[attr-defined]
         # a flannel Network that does not hold the node's podCIDR: refused, no conflist
         bad = short_tmp / "flannel-bad.yml"

@@ -81,7 +81,7 @@ def allowed(user: str, method: str, path: str) -> bool:
             "configmaps", "kube-public", "cluster-info")
     if user.startswith("system:bootstrap:"):
         parts = path.strip("/").split("/")
-        if method == "GET" and (parts[:1] == ["api"] and len(parts) <= 2 or parts[:1] == ["apis"] and len(parts) <= 3):
+        if method == "GET" and ((parts[:1] == ["api"] and len(parts) <= 2) or (parts[:1] == ["apis"] and len(parts) <= 3)):
             return True
         if parsed is not None and parsed[0].plural == "certificatesigningrequests":
             return method in ("GET", "POST")

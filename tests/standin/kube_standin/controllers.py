@@ -80,7 +80,7 @@ class Controllers:
             try:
                 step()
             except (ApiError, OSError, ValueError, KeyError) as exc:
-                print(f"E controller {step.__name__}: {exc}", flush=True)  # noqa: T201
+                print(f"E controller {step.__name__}: {exc}", flush=True)
 
     def ipam(self) -> None:
         if self.flags.get("allocate-node-cidrs") != "true" or not self.flags.get("cluster-cidr"):
@@ -94,7 +94,7 @@ class Controllers:
                 continue
             free = next((str(s) for s in network.subnets(new_prefix=mask) if str(s) not in used), None)
             if free is None:
-                print(f'E "Error allocating a node CIDR" err="CIDR allocation failed; there are no remaining CIDRs left '  # noqa: T201
+                print(f'E "Error allocating a node CIDR" err="CIDR allocation failed; there are no remaining CIDRs left '
                       f'to allocate in the accepted range" node="{node["metadata"]["name"]}"', flush=True)
                 return
             used.add(free)

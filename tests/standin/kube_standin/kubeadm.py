@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -23,8 +22,17 @@ import yaml
 
 from . import addons, host, klog, manifests, pki, preflight, versions
 from .client import Api, ApiError
-from .config import (CONTROL_PLANE_TAINT, TOKEN_PATTERN, TOKEN_RE, Config, ConfigError, Token, load,
-                     mixed_arguments, parse_duration)
+from .config import (
+    CONTROL_PLANE_TAINT,
+    TOKEN_PATTERN,
+    TOKEN_RE,
+    Config,
+    ConfigError,
+    Token,
+    load,
+    mixed_arguments,
+    parse_duration,
+)
 
 Json = dict[str, Any]
 STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
@@ -561,7 +569,7 @@ def _poll(what: Callable[[], bool], timeout: float, interval: float = 0.5) -> fl
         try:
             if what():
                 return time.monotonic() - start
-        except Exception:  # noqa: BLE001, S110 - polling: any failure means "not yet"
+        except Exception:  # noqa: S110 - polling: any failure means "not yet"
             pass
         if time.monotonic() - start > timeout:
             return None
@@ -569,7 +577,7 @@ def _poll(what: Callable[[], bool], timeout: float, interval: float = 0.5) -> fl
 
 
 def _kubelet_healthy() -> bool:
-    with urllib.request.urlopen("http://127.0.0.1:10248/healthz", timeout=2) as resp:  # noqa: S310
+    with urllib.request.urlopen("http://127.0.0.1:10248/healthz", timeout=2) as resp:
         return bool(resp.status == 200)
 
 
@@ -672,7 +680,7 @@ def mark_control_plane(api: Api, name: str, taints: list[Json] | None) -> None:
     for taint in wanted:
         if not any(t["key"] == taint["key"] and t["effect"] == taint["effect"] for t in existing):
             existing.append({k: v for k, v in taint.items() if k in ("key", "value", "effect")})
-    patch = {"metadata": {"labels": {label: "" for label in labels}}, "spec": {"taints": existing}}
+    patch = {"metadata": {"labels": dict.fromkeys(labels, "")}, "spec": {"taints": existing}}
     api.request("PATCH", f"/api/v1/nodes/{name}", patch, "application/strategic-merge-patch+json")
 
 

@@ -71,7 +71,7 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
 
 
 class _Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         body = b"ok"
         self.send_response(200 if self.path.startswith("/healthz") else 404)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -79,7 +79,7 @@ class _Health(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -393,7 +393,7 @@ def load_config(path: str) -> Json | str:
 def run(argv: list[str]) -> int:
     flags = parse_flags(argv)
     if "version" in flags:
-        print(f"Kubernetes {versions.version()}")  # noqa: T201
+        print(f"Kubernetes {versions.version()}")
         return 0
     config = load_config(flags.get("config", "/var/lib/kubelet/config.yaml")) if flags.get("config") else {
         "kind": "KubeletConfiguration"}
