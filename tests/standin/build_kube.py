@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGES = (HERE / "kube_standin", HERE / "k3s_standin")
-TOOLS = ("kubeadm", "kubelet", "kubectl")
+TOOLS = ("kubeadm", "kubelet", "kubectl", "crictl")
 SUPPORTED_ARCHES = ("amd64", "arm64", "arm")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)$")

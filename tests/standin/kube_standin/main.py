@@ -1,6 +1,6 @@
 """Entry point: architecture check, then the tool by program name (or the stamped tool).
 
-The published assets are ``kubeadm``, ``kubelet`` and ``kubectl``; the kubelet also runs itself as
+The published assets are ``kubeadm``, ``kubelet``, ``kubectl`` and ``crictl`` (in cri-tools' release archive); the kubelet also runs itself as
 ``kube-apiserver`` (a symlink it makes) for the apiserver static pod.
 """
 
@@ -17,7 +17,7 @@ _MACHINES = {
     "arm64": {"aarch64", "arm64"},
     "arm": {"armv7l", "armv6l", "armv7", "armv8l", "arm"},
 }
-TOOLS = ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+TOOLS = ("kubeadm", "kubelet", "kubectl", "crictl", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def _check_arch() -> None:
@@ -43,6 +43,10 @@ def main() -> None:
             from . import kubelet
 
             code = kubelet.run(args)
+        elif tool == "crictl":
+            from . import crictl
+
+            code = crictl.run(args)
         elif tool == "kube-apiserver":
             from . import apiserver
 
