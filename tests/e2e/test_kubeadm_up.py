@@ -76,6 +76,6 @@ def test_one_control_plane_two_workers_flannel_then_noop_rerun_and_refused_subne
     cluster.write_inventory()
     refused = cluster.up()
     assert refused.rc != 0
-    text = refused.stdout + refused.stderr
+    text = " ".join(refused.report["error"]["details"])
     assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
     assert unit_invocation(cluster.lab, "cp1", "kubelet") == before["cp1"]

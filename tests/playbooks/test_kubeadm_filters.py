@@ -160,3 +160,17 @@ def test_version_grammar(text: str, valid: bool) -> None:
     assert version.kubeadm_version_valid(text) is valid
     if valid:
         assert version.kubeadm_minor(text) == int(text.split(".")[1])
+
+
+class _TaggedStr(str):
+    """What Ansible 2.19 hands filters: a str subclass PyYAML's safe dumper cannot represent."""
+
+
+def test_filters_accept_ansibles_str_subclasses() -> None:
+    with pytest.raises(yaml.representer.RepresenterError):
+        yaml.safe_dump({"a": _TaggedStr("x")})
+    admin = yaml.safe_dump({"clusters": [{"name": "k", "cluster": {"server": "s"}}],
+                            "users": [{"name": "u", "user": {}}], "contexts": [], "current-context": ""})
+    tagged = _TaggedStr
+    assert "name: edge" in filters.kubeconfig_for(tagged(admin), tagged("https://h:6443"), tagged("edge"))
+    assert "10.42.0.0/16" in filters.cni_manifest(tagged(FLANNEL), tagged("flannel"), tagged("10.42.0.0/16"))

@@ -84,6 +84,8 @@ def cni_manifest(text: str, cni: str, pod_subnet: str) -> str:
     cilium: cluster-pool-ipv4-cidr in ConfigMap cilium-config. A manifest without the place to set it is refused
     (ValueError), rather than applied with a network that would not match.
     """
+    # Ansible hands tagged str subclasses that PyYAML's safe dumper refuses: plain str from here on.
+    text, cni, pod_subnet = str(text), str(cni), str(pod_subnet)
     ipaddress.ip_network(pod_subnet)
     docs = [d for d in yaml.safe_load_all(text) if d]
     found = False
@@ -112,6 +114,8 @@ def cni_manifest(text: str, cni: str, pod_subnet: str) -> str:
 
 def kubeconfig_for(raw: str, server_url: str, cluster_name: str) -> str:
     """admin.conf for the control machine: server set to the endpoint, names set to the cluster's."""
+    # Ansible hands tagged str subclasses that PyYAML's safe dumper refuses: plain str from here on.
+    raw, server_url, cluster_name = str(raw), str(server_url), str(cluster_name)
     config = copy.deepcopy(yaml.safe_load(raw))
     user = f"{cluster_name}-admin"
     config["clusters"] = [
