@@ -22,7 +22,9 @@ VERSION = "v1.30.2"
 def cluster(make_lab, tmp_path: Path) -> LabCluster:
     # kubeadm wants 2 CPUs and 1700 MB on a control plane (the probe and kubeadm's preflight both check).
     lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2"])
-    return LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm")
+    # The packages (the default source) here; the HA test installs the release binaries.
+    return LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm",
+                      extra_vars={"kubeadm_package_source": "apt"})
 
 
 def bootstrap_token_secrets(cluster: LabCluster) -> list[str]:
@@ -38,6 +40,10 @@ def test_one_control_plane_two_workers_flannel_then_noop_rerun_and_refused_subne
     first = cluster.up()
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert {h: r["ready"] for h, r in first.report["hosts"].items()} == {"cp1": "yes", "w1": "yes", "w2": "yes"}
+
+    # Installed from the signed pkgs.k8s.io-style repository and held there.
+    held = cluster.lab.exec("w1", "apt-mark showhold", check=True).stdout.split()
+    assert held == ["kubeadm", "kubectl", "kubelet"]
 
     # Real kubectl through the merged kubeconfig: every node Ready at the version, the control plane marked.
     nodes = cluster.nodes()
