@@ -21,7 +21,7 @@ VERSION = "v1.30.2"
 @pytest.fixture
 def cluster(make_lab, tmp_path: Path) -> LabCluster:
     # kubeadm wants 2 CPUs and 1700 MB on a control plane (the probe and kubeadm's preflight both check).
-    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2"])
+    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2", "w3"])  # w3 joins later
     # The packages (the default source) here; the HA test installs the release binaries.
     return LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm",
                       extra_vars={"kubeadm_package_source": "apt"})
@@ -36,7 +36,9 @@ def bootstrap_token_secrets(cluster: LabCluster) -> list[str]:
             if s.get("type") == "bootstrap.kubernetes.io/token"]
 
 
-def test_one_control_plane_two_workers_flannel_then_noop_rerun_and_refused_subnet_change(cluster: LabCluster) -> None:
+def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refused_subnet_change(
+    cluster: LabCluster,
+) -> None:
     first = cluster.up()
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert {h: r["ready"] for h, r in first.report["hosts"].items()} == {"cp1": "yes", "w1": "yes", "w2": "yes"}
@@ -75,6 +77,17 @@ def test_one_control_plane_two_workers_flannel_then_noop_rerun_and_refused_subne
     second = cluster.up("--all")
     assert second.rc == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert second.changed_total() == 0, second.changed_by_host()
+    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
+
+    # A worker added to the inventory joins alone: the others are not touched, nothing restarts; the token and CA pin
+    # come from the first control plane by delegation.
+    cluster.agents.append("w3")
+    cluster.write_inventory()
+    added = cluster.up()
+    assert added.rc == 0, added.stdout[-4000:] + added.stderr[-4000:]
+    changed = added.changed_by_host()
+    assert changed.get("w3", 0) > 0 and changed.get("w1", 0) == 0 and changed.get("w2", 0) == 0, changed
+    assert node_ready(cluster.nodes()["w3"])
     assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
 
     # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised.
