@@ -447,6 +447,10 @@ def test_init_cni_restart_join_and_reset(bins: dict[str, Path], short_tmp: Path,
         sealed = base64.b64decode(secret["data"]["ca.crt"])
         key = "46c4727ea4da0877fd6e152f0c5d4842837ea949909e9ccb83a5c2f7331f53a9"
         assert kpki.decrypt(sealed, key) == (root / "etc/kubernetes/pki/ca.crt").read_bytes()
+        # control-plane join: certificates downloaded with the key (wrong key, then the Secret gone)
+        _control_plane_join_refusals(bins, join_root, token.stdout.strip(), ca_hash, kubectl)
+        # the etcd membership calls kubeadm makes, against the real etcd 3.4
+        _etcd_membership_calls(root / "etc/kubernetes/pki")
     finally:
         reset = run(bins, "kubeadm", root, "reset", "-f")
     assert reset.returncode == 0, reset.stderr
@@ -454,3 +458,52 @@ def test_init_cni_restart_join_and_reset(bins: dict[str, Path], short_tmp: Path,
     assert not (root / "etc/kubernetes/admin.conf").exists()
     assert not list((root / "run/fake-systemd").glob("*.json"))
     assert not any((root / "var/lib/etcd").iterdir())
+
+
+def _control_plane_join_refusals(bins: dict[str, Path], join_root: Path, token: str, ca_hash: str,
+                                 kubectl: list[str]) -> None:
+    def join(key: str) -> subprocess.CompletedProcess[str]:
+        (join_root / "join-cp.yaml").write_text(
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n"
+            f"    apiServerEndpoint: 127.0.0.1:6443\n    token: {token}\n    caCertHashes: [{ca_hash}]\n"
+            "nodeRegistration:\n  name: kcp2\n  ignorePreflightErrors: [all]\n"
+            f"controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 127.0.0.2\n  certificateKey: '{key}'\n")
+        return run(bins, "kubeadm", join_root, "join", "--config", "/join-cp.yaml")
+
+    wrong = join("0" * 64)
+    assert wrong.returncode == 1, wrong.stderr
+    assert "[preflight] Running pre-flight checks before initializing the new control plane instance\n" in wrong.stdout
+    assert '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace' \
+        in wrong.stdout
+    assert wrong.stderr.endswith(
+        "error execution phase control-plane-prepare/download-certs: error downloading certs: error decoding secret "
+        "data with provided key: cipher: message authentication failed\n"
+        "To see the stack trace of this error execute with --v=5 or higher\n")
+    assert not (join_root / "etc/kubernetes/pki/ca.key").exists()
+    from kube_standin.client import Api
+
+    admin = Api.from_kubeconfig(Path(kubectl[-1]))  # as if the 2 h had passed: the garbage collector deletes it
+    admin.request("DELETE", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs")
+    gone = join("46c4727ea4da0877fd6e152f0c5d4842837ea949909e9ccb83a5c2f7331f53a9")
+    assert gone.returncode == 1
+    assert ("error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading "
+            'the secret: Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret might have '
+            "expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a "
+            "new one\n") in gone.stderr
+
+
+def _etcd_membership_calls(pki_dir: Path) -> None:
+    from kube_standin import etcd as ketcd
+
+    endpoint = "https://127.0.0.1:2379"
+    assert ketcd.healthy(pki_dir, endpoint)
+    assert [m["name"] for m in ketcd.members(pki_dir, endpoint, "apiserver")] == ["kcp1"]
+    new, listed = ketcd.add_member(pki_dir, endpoint, "https://127.0.0.2:2380", learner=True)
+    try:
+        assert new["isLearner"] is True and len(listed) == 2
+        with pytest.raises(ketcd.EtcdError, match="code = FailedPrecondition desc = etcdserver: can only promote a "
+                                                  "learner member which is in sync with leader"):
+            ketcd.promote(pki_dir, endpoint, str(new["ID"]))
+    finally:
+        ketcd.remove(pki_dir, endpoint, str(new["ID"]))
+    assert len(ketcd.members(pki_dir, endpoint)) == 1

@@ -35,6 +35,7 @@ from . import builtin, host, klog, versions
 
 Json = dict[str, Any]
 ANONYMOUS = ("system:anonymous", ["system:unauthenticated"])
+BOOTSTRAP_GROUP = "system:bootstrappers:kubeadm:default-node-token"
 
 
 def parse_flags(argv: list[str]) -> dict[str, str]:
@@ -71,8 +72,9 @@ _BOOTSTRAP_READS = {("configmaps", "kube-system", "kubeadm-config"), ("configmap
                     ("configmaps", "kube-public", "cluster-info")}
 
 
-def allowed(user: str, method: str, path: str) -> bool:
-    """What kubeadm's RBAC rules grant to anonymous users and bootstrap tokens."""
+def allowed(user: str, method: str, path: str, groups: list[str] | None = None) -> bool:
+    """What kubeadm's RBAC rules grant to anonymous users and bootstrap tokens (``kubeadm:kubeadm-certs``: the
+    default-node-token group may get the ``kubeadm-certs`` Secret, for control-plane joins)."""
     if path in ("/version", "/healthz", "/livez", "/readyz"):
         return True
     parsed = builtin.parse_path(path)
@@ -86,6 +88,9 @@ def allowed(user: str, method: str, path: str) -> bool:
         if parsed is not None and parsed[0].plural == "certificatesigningrequests":
             return method in ("GET", "POST")
         if parsed is not None and method == "GET" and (parsed[0].plural, parsed[1], parsed[2]) in _BOOTSTRAP_READS:
+            return True
+        if parsed is not None and method == "GET" and (parsed[0].plural, parsed[1], parsed[2]) == (
+                "secrets", "kube-system", "kubeadm-certs") and BOOTSTRAP_GROUP in (groups or []):
             return True
         return method == "GET" and path.startswith("/api/v1/nodes")
     return True
@@ -133,7 +138,7 @@ class KubeHandler(api.Handler):
                 self._status(401, "Unauthorized", "Unauthorized")
                 return
             self.user = identity
-            if not allowed(identity[0], self.command, path):
+            if not allowed(identity[0], self.command, path, identity[1]):
                 self._forbidden(identity[0], path)
                 return
             self._route(path, query)

@@ -300,7 +300,11 @@ def _join_doc(cfg: Config, doc: Json, version: str) -> None:
         endpoint = cfg.join_control_plane.get("localAPIEndpoint") or {}
         cfg.advertise_address = str(endpoint.get("advertiseAddress") or "")
         cfg.bind_port = int(endpoint.get("bindPort") or 6443)
-        cfg.certificate_key = str(cfg.join_control_plane.get("certificateKey") or "")
+        key = cfg.join_control_plane.get("certificateKey")
+        if key is not None and not isinstance(key, str):  # YAML turned an unquoted all-digit key into a number
+            raise ConfigError("json: cannot unmarshal number into Go struct field "
+                              "JoinControlPlane.controlPlane.certificateKey of type string")
+        cfg.certificate_key = str(key or "")
 
 
 def mixed_arguments(flags: list[str]) -> str | None:

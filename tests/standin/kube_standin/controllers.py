@@ -19,6 +19,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 from cryptography import x509
@@ -66,16 +67,83 @@ def _expired(data: dict[str, str]) -> bool:
         tzinfo=datetime.UTC).timestamp() < time.time()
 
 
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
+LEASE_SECONDS = 15
+
+
+def _micro(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_micro(text: str) -> float:
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.UTC).timestamp()
+        except ValueError:
+            continue
+    return 0.0
+
+
 class Controllers:
     def __init__(self, flags: dict[str, str]) -> None:
         self.flags = flags
         self.api = Api.from_kubeconfig(host.path(flags["kubeconfig"]))
+        self.identity = f"{host.hostname()}_{uuid.uuid4()}"
+        self.leading = False
         self.signer: pki.Pair | None = None
         cert, key = flags.get("cluster-signing-cert-file"), flags.get("cluster-signing-key-file")
         if cert and key:
             self.signer = pki.Pair(host.path(cert).read_bytes(), host.path(key).read_bytes())
 
+    def leader(self) -> bool:
+        """Leader election on the Lease ``kube-system/kube-controller-manager`` (``--leader-elect``, on by kubeadm's
+        manifest): only the holder runs the controllers, so several control planes do not race each other."""
+        if self.flags.get("leader-elect", "true") == "false":
+            return True
+        now = time.time()
+        lease = self.api.get_or_none(LEASE)
+        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro(now)}
+        if lease is None:
+            if not self.leading:
+                print('I "attempting to acquire leader lease..." lease="kube-system/kube-controller-manager"',
+                      flush=True)
+            obj = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                   "metadata": {"name": "kube-controller-manager", "namespace": "kube-system"},
+                   "spec": {**spec, "acquireTime": _micro(now), "leaseTransitions": 0}}
+            try:
+                self.api.request("POST", LEASE.rsplit("/", 1)[0], obj)
+            except ApiError as exc:
+                if exc.code == 409:
+                    return False
+                raise
+            return self._won(True)
+        current = lease.get("spec") or {}
+        if current.get("holderIdentity") == self.identity:
+            lease["spec"] = {**current, **spec}
+            self.api.request("PUT", LEASE, lease)
+            return self._won(True)
+        renewed = _parse_micro(str(current.get("renewTime") or ""))
+        if renewed + float(current.get("leaseDurationSeconds") or LEASE_SECONDS) > now:
+            return self._won(False)
+        lease["spec"] = {**spec, "acquireTime": _micro(now),
+                         "leaseTransitions": int(current.get("leaseTransitions") or 0) + 1}
+        self.api.request("PUT", LEASE, lease)
+        return self._won(True)
+
+    def _won(self, leading: bool) -> bool:
+        if leading and not self.leading:
+            print('I "successfully acquired lease" lease="kube-system/kube-controller-manager"', flush=True)
+        self.leading = leading
+        return leading
+
     def loop(self) -> None:
+        try:
+            if not self.leader():
+                return
+        except (ApiError, OSError, ValueError, KeyError) as exc:
+            print(f'E "error retrieving resource lock kube-system/kube-controller-manager" err="{exc}"', flush=True)
+            self.leading = False
+            return
         for step in (self.ipam, self.csrs, self.tokens, self.workloads):
             try:
                 step()

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from . import addons, host, klog, manifests, pki, preflight, versions
+from . import etcd as etcdc
 from .client import Api, ApiError
 from .config import (
     CONTROL_PLANE_TAINT,
@@ -30,6 +31,7 @@ from .config import (
     ConfigError,
     Token,
     load,
+    _cluster_doc,
     mixed_arguments,
     parse_duration,
 )
@@ -913,8 +915,6 @@ def cmd_join(flags: Flags) -> int:
     cfg = _join_config(flags)
     ignored = _ignored(flags, cfg)
     control_plane = cfg.join_control_plane is not None
-    if control_plane:
-        raise Fail("the stand-in kubeadm does not model 'kubeadm join' of a control-plane node yet")
     out("[preflight] Running pre-flight checks")
     result = preflight.Result()
     preflight.check_root(result)
@@ -924,7 +924,8 @@ def cmd_join(flags: Flags) -> int:
         for name in ("kubelet.conf", "bootstrap-kubelet.conf"):
             preflight.check_file_available(result, f"{K8S}/{name}")
         preflight.common_checks(result, cfg.node.cri_socket)
-        preflight.check_file_available(result, f"{PKI_DIR}/ca.crt")
+        if not control_plane:
+            preflight.check_file_available(result, f"{PKI_DIR}/ca.crt")
         preflight.network_checks(result)
         preflight.report(result, ignored)
     except preflight.PreflightError as exc:
@@ -935,7 +936,7 @@ def cmd_join(flags: Flags) -> int:
     out("[preflight] Reading configuration from the cluster...")
     out("[preflight] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'")
     try:
-        api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        kubeadm_cm = api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
         kubelet_cm = api.get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
     except (ApiError, OSError) as exc:
         raise Fail(f"error execution phase preflight: unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
@@ -949,19 +950,224 @@ def cmd_join(flags: Flags) -> int:
                        "joining Node")
     except ApiError:
         pass
+    if control_plane:
+        return _join_control_plane(cfg, ignored, name, server, ca, token, kubeadm_cm, kubelet_cm)
     host.write(host.path(f"{PKI_DIR}/ca.crt"), ca)
+    _join_kubelet_start(cfg, Node(name, "", 0), server, ca, token, kubelet_cm["data"]["kubelet"])
+    out("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was "
+        "received.\n* The Kubelet was informed of the new secure connection details.\n\n"
+        "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n")
+    return 0
+
+
+def _join_kubelet_start(cfg: Config, node: Node, server: str, ca: bytes, token: str, kubelet_config: str) -> None:
+    """kubelet-start of a join: bootstrap kubeconfig, kubelet config + flags, restart, TLS bootstrap."""
     host.write(host.path(f"{K8S}/bootstrap-kubelet.conf"),
                pki.kubeconfig(server, ca, "tls-bootstrap-token-user", token=token, cluster="kubernetes"), 0o600)
-    node = Node(name, "", 0)
-    _kubelet_start(cfg, node, kubelet_cm["data"]["kubelet"], join=True)
+    _kubelet_start(cfg, node, kubelet_config, join=True)
     _wait_kubelet("kubelet-start")
     out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
     if _poll(host.path(f"{K8S}/kubelet.conf").exists, WAIT_SECONDS) is None:
         raise Fail("error execution phase kubelet-start: timed out waiting for the condition")
     host.path(f"{K8S}/bootstrap-kubelet.conf").unlink(missing_ok=True)
-    out("\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a response was "
-        "received.\n* The Kubelet was informed of the new secure connection details.\n\n"
-        "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.\n")
+
+
+# ---- join of a control-plane node ------------------------------------------------------------------------------------
+
+CP_NOT_READY = ("\nOne or more conditions for hosting a new control plane instance is not satisfied.\n\n{error}\n\n"
+                "Please ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n"
+                "* The certificates that must be shared among control plane instances are provided.\n\n")
+ETCD_WAIT_SECONDS = 40.0  # kubeadm: 8 retries every 5 s
+ETCD_API_SECONDS = 120.0  # kubeadm's etcd API call timeout (promote is retried that long)
+_CERT_FILES = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt",
+               "etcd/ca.key")
+
+
+def _cluster_from_configmap(cfg: Config, kubeadm_cm: Json) -> None:
+    """The ClusterConfiguration stored by init, decoded into the join's config as kubeadm does."""
+    text = (kubeadm_cm.get("data") or {}).get("ClusterConfiguration", "")
+    doc = yaml.safe_load(text) or {}
+    version = str(doc.get("apiVersion", versions.config_api())).rpartition("/")[2]
+    try:
+        _cluster_doc(cfg, doc, version)
+    except ConfigError as exc:
+        raise Fail(f"error execution phase preflight: unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
+
+
+def _join_cp_preflight(cfg: Config, ignored: set[str]) -> None:
+    if not cfg.control_plane_endpoint:
+        raise Fail("error execution phase preflight: " + CP_NOT_READY.format(
+            error="unable to add a new control plane instance to a cluster that doesn't have a stable "
+                  "controlPlaneEndpoint address"))
+    out("[preflight] Running pre-flight checks before initializing the new control plane instance")
+    result = preflight.Result()
+    preflight.check_cpu_mem(result)
+    preflight.check_ports(result, [cfg.bind_port, 10259, 10257])
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", *([] if cfg.external_etcd else
+                                                                                    ["etcd"])):
+        preflight.check_file_available(result, f"{MANIFESTS}/{name}.yaml")
+    if not cfg.external_etcd:
+        preflight.check_ports(result, [2379, 2380])
+        preflight.check_dir_available(result, cfg.etcd_data_dir)
+    try:
+        preflight.report(result, ignored)
+    except preflight.PreflightError as exc:
+        raise Fail(f"error execution phase preflight: {exc}", exc.code) from exc
+
+
+def download_certs(api: Api, key: str) -> None:
+    """control-plane-prepare/download-certs: kubeadm-certs decrypted with the certificate key, written to pki."""
+    prefix = "error execution phase control-plane-prepare/download-certs: error downloading certs: "
+    out(f'[download-certs] Downloading the certificates in Secret "{CERTS_SECRET}" in the "kube-system" Namespace')
+    try:
+        raw_key = bytes.fromhex(key)
+    except ValueError as exc:
+        bad = next((c for c in key if c not in string.hexdigits), "")
+        raise Fail(prefix + "error decoding certificate key: encoding/hex: " +
+                   (f"invalid byte: U+{ord(bad):04X} {bad!r}" if bad else "odd length hex string")) from exc
+    if len(raw_key) not in (16, 24, 32):
+        raise Fail(prefix + "error decoding secret data with provided key: crypto/aes: invalid key size "
+                   f"{len(raw_key)}")
+    try:
+        secret = api.get(f"/api/v1/namespaces/kube-system/secrets/{CERTS_SECRET}")
+    except ApiError as exc:
+        if exc.code == 404:
+            raise Fail(prefix + f'error downloading the secret: Secret "{CERTS_SECRET}" was not found in the '
+                       '"kube-system" Namespace. This Secret might have expired. Please, run `kubeadm init phase '
+                       "upload-certs --upload-certs` on a control plane to generate a new one") from exc
+        raise Fail(prefix + f"error downloading the secret: {exc}") from exc
+    files: dict[str, bytes] = {}
+    for name, value in (secret.get("data") or {}).items():
+        sealed = base64.b64decode(value)
+        if not sealed:
+            files[name] = b""
+            continue
+        if len(sealed) < 12:
+            raise Fail(prefix + "error decoding secret data with provided key: size of data is less than the nonce "
+                       "size")
+        try:
+            files[name] = pki.decrypt(sealed, key)
+        except Exception as exc:  # cryptography's InvalidTag: Go's gcm.Open error
+            raise Fail(prefix + "error decoding secret data with provided key: cipher: message authentication "
+                       "failed") from exc
+    out(f'[download-certs] Saving the certificates to the folder: "{PKI_DIR}"')
+    d = host.path(PKI_DIR)
+    for name in _CERT_FILES:
+        data = files.get(name.replace("/", "-"))
+        if data:
+            host.write(d / name, data, 0o600 if name.endswith(".key") else 0o644)
+
+
+def _etcd_endpoints(api: Api) -> list[str]:
+    """The client URLs of the existing etcd members. Real kubeadm reads the etcd mirror pods' annotation
+    ``kubeadm.kubernetes.io/etcd.advertise-client-urls``; the stand-in kubelet posts no mirror pods, so the same
+    URLs are taken from the control-plane Nodes' InternalIP (every stacked member advertises ``https://<ip>:2379``)."""
+    urls = []
+    for node in api.get("/api/v1/nodes?labelSelector=node-role.kubernetes.io%2Fcontrol-plane").get("items", []):
+        if "node-role.kubernetes.io/control-plane" not in (node["metadata"].get("labels") or {}):
+            continue
+        for address in (node.get("status") or {}).get("addresses") or []:
+            if address.get("type") == "InternalIP":
+                ip = address["address"]
+                urls.append(f"https://[{ip}]:2379" if ":" in ip else f"https://{ip}:2379")
+    if not urls:
+        raise Fail("error execution phase check-etcd: could not retrieve the list of etcd endpoints: timed out "
+                   "waiting for the condition")
+    return urls
+
+
+def _check_etcd(endpoints: list[str]) -> None:
+    out("[check-etcd] Checking that the etcd cluster is healthy")
+    d = host.path(PKI_DIR)
+    for endpoint in endpoints:
+        if not etcdc.healthy(d, endpoint):
+            raise Fail(f"error execution phase check-etcd: etcd cluster is not healthy: failed to dial endpoint "
+                       f"{endpoint} with maintenance client: context deadline exceeded")
+
+
+def _join_etcd(cfg: Config, node: Node, endpoints: list[str]) -> None:
+    """control-plane-join/etcd: MemberAdd (as a learner from 1.29, EtcdLearnerMode), this node's etcd.yaml with the
+    whole member list and ``--initial-cluster-state=existing``, MemberPromote, then wait for the cluster."""
+    d = host.path(PKI_DIR)
+    phase = "error execution phase control-plane-join/etcd: "
+    peer = f"https://[{node.address}]:2380" if ":" in node.address else f"https://{node.address}:2380"
+    learner = versions.minor() >= 29
+    try:
+        endpoint, current = etcdc.first_answering(d, endpoints, time.monotonic() + ETCD_API_SECONDS)
+        mine = [m for m in current if peer in (m.get("peerURLs") or [])]
+        if mine:  # a retried join: the member is there already (kubeadm reuses it)
+            new, listed = mine[0], current
+        else:
+            new, listed = etcdc.add_member(d, endpoint, peer, learner)
+    except etcdc.EtcdError as exc:
+        raise Fail(phase + f"error adding etcd member {node.name}: {exc}") from exc
+    out("[etcd] Announced new etcd member joining to the existing etcd cluster")
+    initial = []
+    for member in listed:
+        urls = member.get("peerURLs") or []
+        if not urls:
+            continue
+        name = node.name if member.get("ID") == new.get("ID") else member.get("name", "")
+        if name:
+            initial.append(f"{name}={urls[0]}")
+    out('[etcd] Creating static Pod manifest for "etcd"')
+    host.write(host.path(f"{MANIFESTS}/etcd.yaml"), manifests.dump(manifests.etcd(
+        cfg, node.name, node.address, ",".join(initial), existing=True)), 0o600)
+    if learner and new.get("isLearner"):
+        deadline = time.monotonic() + ETCD_API_SECONDS
+        while True:
+            try:
+                etcdc.promote(d, endpoint, str(new["ID"]))
+                break
+            except etcdc.EtcdError as exc:
+                if time.monotonic() > deadline:
+                    raise Fail(phase + f"error promoting member {node.name}: {exc}") from exc
+                time.sleep(1)
+    out(f"[etcd] Waiting for the new etcd member to join the cluster. This can take up to "
+        f"{int(ETCD_WAIT_SECONDS)}s")
+    if _poll(lambda: etcdc.healthy(d, etcdc.LOCAL, "healthcheck"), ETCD_WAIT_SECONDS, 1.0) is None:
+        raise Fail(phase + "timeout waiting for etcd cluster to be available")
+
+
+def _join_control_plane(cfg: Config, ignored: set[str], name: str, server: str, ca: bytes, token: str,
+                        kubeadm_cm: Json, kubelet_cm: Json) -> int:
+    _cluster_from_configmap(cfg, kubeadm_cm)
+    _join_cp_preflight(cfg, ignored)
+    _pull_lines()
+    node = Node(name, cfg.advertise_address or default_address(), cfg.bind_port)
+    bootstrap = Api(server, ca, token=token)
+    download_certs(bootstrap, cfg.certificate_key)
+    _certs(cfg, node)
+    out(f'[certs] Valid certificates and keys now exist in "{PKI_DIR}"')
+    out("[kubeconfig] Generating kubeconfig files")
+    _kubeconfigs(cfg, node, join=True)
+    d = host.path(MANIFESTS)
+    d.mkdir(parents=True, exist_ok=True)
+    out(f'[control-plane] Using manifest folder "{MANIFESTS}"')
+    for component, pod in (("kube-apiserver", manifests.apiserver(cfg, node.address, node.port)),
+                           ("kube-controller-manager", manifests.controller_manager(cfg)),
+                           ("kube-scheduler", manifests.scheduler(cfg))):
+        out(f'[control-plane] Creating static Pod manifest for "{component}"')
+        host.write(d / f"{component}.yaml", manifests.dump(pod), 0o600)
+    admin = Api.from_kubeconfig(host.path(f"{K8S}/admin.conf"))
+    endpoints: list[str] = []
+    if not cfg.external_etcd:
+        endpoints = _etcd_endpoints(admin)
+        _check_etcd(endpoints)
+    _join_kubelet_start(cfg, node, server, ca, token, kubelet_cm["data"]["kubelet"])
+    if not cfg.external_etcd:
+        _join_etcd(cfg, node, endpoints)
+    mark_control_plane(admin, node.name, cfg.node.taints)
+    out("\nThis node has joined the cluster and a new control plane instance was created:\n\n"
+        "* Certificate signing request was sent to apiserver and approval was received.\n"
+        "* The Kubelet was informed of the new secure connection details.\n"
+        "* Control plane label and taint were applied to the new node.\n"
+        "* The Kubernetes control plane instances scaled up.\n"
+        + ("* A new etcd member was added to the local/stacked etcd cluster.\n" if not cfg.external_etcd else "") +
+        "\nTo start administering your cluster from this node, you need to run the following as a regular user:\n\n"
+        "\tmkdir -p $HOME/.kube\n\tsudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n"
+        "\tsudo chown $(id -u):$(id -g) $HOME/.kube/config\n\n"
+        "Run 'kubectl get nodes' to see this node join the cluster.\n")
     return 0
 
 
@@ -1012,9 +1218,7 @@ def cmd_reset(flags: Flags) -> int:
                     data_dir = arg.split("=", 1)[1]
         except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
             pass
-        from . import etcd as etcdctl
-
-        problem = etcdctl.remove_self(host.path(PKI_DIR), host.hostname())
+        problem = etcdc.remove_self(host.path(PKI_DIR), host.hostname())
         if problem:
             klog.warning("removeetcdmember.go", f"[reset] Failed to remove etcd member: {problem}, please manually "
                          "remove this etcd member using etcdctl")
