@@ -224,6 +224,7 @@ else
   echo "virt_container=$c"
 fi
 echo "cgroup_fs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
+if command -v nproc >/dev/null 2>&1; then echo "nproc=$(nproc 2>/dev/null)"; fi
 c=/sys/fs/cgroup/cgroup.controllers
 if [ -r "$c" ]; then echo "cgroup2_controllers=$(cat "$c")"; fi
 awk '$1=="memory" {print "cgroup1_memory_enabled=" $4}' /proc/cgroups 2>/dev/null
@@ -341,7 +342,7 @@ def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
         arch_raw=arch_raw,
         kernel=shell.get("kernel") or None,
         memory_mb=int(memory) if memory is not None else None,
-        cpus=pyinfra_facts["cpus"],
+        cpus=usable_cpus(shell, pyinfra_facts["cpus"]),
         board=classify_board(
             arch_raw, board_model, shell.get("dt_compatible", ""), shell.get("tegra_release", ""), virt_vm
         ),
@@ -670,6 +671,13 @@ def classify_board(
     if virt_vm:
         return "vm"
     return "other-arm" if (arch_raw or "").startswith(("arm", "aarch")) else "generic"
+
+
+def usable_cpus(shell: Mapping[str, str], online: int | None) -> int | None:
+    """CPUs processes may run on: `nproc` (the scheduler affinity mask, which a cpuset-limited VM or container
+    narrows, and which kubeadm's NumCPU check counts), else the online count."""
+    allowed = _int(shell.get("nproc"))
+    return allowed if allowed else online
 
 
 def cgroup_version(filesystem_type: str) -> int | None:

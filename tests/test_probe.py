@@ -39,6 +39,7 @@ from provisioner.probe import (
     parse_key_values,
     probe_hosts,
     split_sections,
+    usable_cpus,
 )
 from tests.lab.lab import HostSpec, Lab
 
@@ -170,6 +171,9 @@ def test_shell_output_parsing() -> None:
     assert memory_cgroup_enabled({"cgroup_fs": "tmpfs", "cgroup1_memory_enabled": "0"}) is False
     assert memory_cgroup_enabled({"cgroup_fs": "tmpfs", "cgroup1_memory_enabled": "1"}) is True
     assert memory_cgroup_enabled({}) is None
+    # A cpuset narrows what runs (kubeadm's NumCPU counts that), while getconf still reports the machine's CPUs.
+    assert usable_cpus({"nproc": "1"}, 8) == 1
+    assert usable_cpus({}, 8) == 8 and usable_cpus({"nproc": ""}, 8) == 8
 
 
 @pytest.mark.unit

@@ -118,7 +118,8 @@ class KubeadmSettings:
     pod_subnet: str
     service_subnet: str
     etcd: ExternalEtcd | None = None  # None: stacked etcd on the control-plane nodes
-    github_url: str = DEFAULT_KUBEADM_GITHUB_URL  # github.com or a mirror laid out like it (CNI release manifests, cri-tools)
+    # github.com or a mirror laid out like it (CNI release manifests, cri-tools)
+    github_url: str = DEFAULT_KUBEADM_GITHUB_URL
 
 
 @dataclass(frozen=True)

@@ -98,3 +98,15 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     text = " ".join(refused.report["error"]["details"])
     assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
     assert unit_invocation(cluster.lab, "cp1", "kubelet") == before["cp1"]
+
+
+def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:
+    lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048)])
+    cluster = LabCluster(lab, tmp_path / "small", servers=["cp1"], agents=[], flavor="kubeadm")
+    refused = cluster.up()
+    assert refused.rc != 0
+    details = refused.report["error"]["details"]
+    assert any(line.startswith("cp1: cpus: kubeadm refuses a control-plane node with fewer than 2 CPUs") for line in
+               details), details
+    assert "prepare" not in [p["name"] for p in refused.report["phases"]]  # refused before anything changed
+    assert cluster.lab.exec("cp1", "test -e /etc/kubernetes/provision || test -e /usr/bin/kubeadm").returncode == 1
