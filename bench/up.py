@@ -1,10 +1,11 @@
 """Benchmark `provision up`: wall time of the first run and of the no-op rerun, and the orchestrator's peak memory.
 
-    .venv/bin/python bench/up.py [--sizes 1+2 3+7 3+27]
+    .venv/bin/python bench/up.py [--sizes 1+2 3+7 3+27] [--flavor k3s|kubeadm] [--package-source apt|binaries]
 
-Each size N+M starts a lab of N servers and M agents (the K3s stand-in, served by the lab mirror), runs
-`provision up` twice and prints one line per run. Peak memory is the provision process's own maximum RSS and the
-largest child's (ansible-playbook and its forks). Figures, not assertions: nothing here fails on slowness.
+Each size N+M starts a lab of N servers and M agents (the K3s or kubeadm stand-ins, served by the lab mirror; kubeadm
+control planes get 2 CPUs and 2048 MB, as kubeadm requires), runs `provision up` twice and prints one line per run.
+Peak memory is the provision process's own maximum RSS and the largest child's (ansible-playbook and its
+forks). Figures, not assertions: nothing here fails on slowness.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ def run_up(inventory: Path, known_hosts: Path, env: dict[str, str]) -> dict[str,
             "child_mb": usage["child_kb"] / 1024, "phases": phases}  # fmt: skip
 
 
-def bench(size: str, mirror: Path, root: Path) -> None:
+def bench(size: str, mirror: Path, root: Path, flavor: str, package_source: str) -> None:
     servers, agents = (int(n) for n in size.split("+"))
-    specs = [HostSpec(f"s{i}") for i in range(1, servers + 1)] + [HostSpec(f"a{i}") for i in range(1, agents + 1)]
+    sizing = {"cpus": 2, "memory_mb": 2048} if flavor == "kubeadm" else {}
+    specs = [HostSpec(f"s{i}", **sizing) for i in range(1, servers + 1)]  # type: ignore[arg-type]
+    specs += [HostSpec(f"a{i}") for i in range(1, agents + 1)]
     lab_id = f"bench{os.getpid()}x{servers}x{agents}"
     work = root / lab_id
     started = time.monotonic()
@@ -62,7 +65,9 @@ def bench(size: str, mirror: Path, root: Path) -> None:
         inventory = write_lab_inventory(
             work / "inventory.yml",
             lab_inventory(
-                lab, [s.name for s in specs[:servers]], [s.name for s in specs[servers:]], cluster_name="bench"
+                lab, [s.name for s in specs[:servers]], [s.name for s in specs[servers:]], cluster_name="bench",
+                **({"flavor": "kubeadm", "extra_vars": {"kubeadm_package_source": package_source}}
+                   if flavor == "kubeadm" else {}),
             ),
         )
         env = os.environ | {"PROVISION_STATE_DIR": str(work / "state"), "KUBECONFIG": str(work / "kubeconfig")}
@@ -81,12 +86,14 @@ def bench(size: str, mirror: Path, root: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["1+2", "3+7", "3+27"])
+    parser.add_argument("--flavor", choices=["k3s", "kubeadm"], default="k3s")
+    parser.add_argument("--package-source", choices=["apt", "binaries"], default="apt", help="kubeadm only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
         root = Path(tmp)
         mirror = build_mirror(root / "mirror")
         for size in args.sizes:
-            bench(size, mirror, root)
+            bench(size, mirror, root, args.flavor, args.package_source)
 
 
 if __name__ == "__main__":
