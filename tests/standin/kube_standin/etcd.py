@@ -98,14 +98,20 @@ def first_answering(pki_dir: Path, endpoints: list[str], deadline: float) -> tup
         time.sleep(1)
 
 
-def remove_self(pki_dir: Path, name: str) -> str | None:
-    """Remove this node's member unless it is the last one; the problem text, or None."""
-    try:
-        found = members(pki_dir)
-        mine = [m for m in found if m.get("name") == name]
-        if not mine or len(found) == 1:
+def remove_self(pki_dir: Path, name: str, timeout: float = 60.0) -> str | None:
+    """Remove this node's member unless it is the last one; the problem text, or None. Retried like kubeadm's etcd
+    client calls: etcd refuses a removal with ``etcdserver: unhealthy cluster`` while the remaining members have not
+    been connected for its health interval (5 s), e.g. just after this host came back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = members(pki_dir)
+            mine = [m for m in found if m.get("name") == name]
+            if not mine or len(found) == 1:
+                return None
+            remove(pki_dir, LOCAL, str(mine[0]["ID"]), "healthcheck")
             return None
-        remove(pki_dir, LOCAL, str(mine[0]["ID"]), "healthcheck")
-    except (EtcdError, KeyError) as exc:
-        return str(exc)
-    return None
+        except (EtcdError, KeyError) as exc:
+            if time.monotonic() > deadline:
+                return str(exc)
+        time.sleep(1)

@@ -1,0 +1,93 @@
+"""`provision up` of a highly available kubeadm cluster: three control planes with stacked etcd plus a worker, on lab
+hosts over real SSH with Debian's real containerd and etcd, and the kubeadm/kubelet stand-ins (tests/standin).
+
+The joining control planes go through kubeadm's control-plane join: the certificates come from the kubeadm-certs
+Secret under the certificate key, each adds a real etcd member. Then one control plane goes down and the others keep
+serving (etcd keeps its quorum with 2 of 3 members); it comes back, and `kubeadm reset -f` takes its member out."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import LabCluster, node_ready
+from tests.lab.lab import HostSpec
+
+pytestmark = pytest.mark.lab
+
+CONTROL_PLANES = ["cp1", "cp2", "cp3"]
+ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+           "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
+
+
+@pytest.fixture
+def cluster(make_lab, tmp_path: Path) -> LabCluster:
+    # kubeadm wants 2 CPUs and 1700 MB on every control plane (init and control-plane join both check).
+    lab = make_lab([*(HostSpec(cp, cpus=2, memory_mb=2048) for cp in CONTROL_PLANES), "w1"])
+    return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=["w1"], flavor="kubeadm")
+
+
+def etcd_members(cluster: LabCluster, host: str) -> list[dict[str, Any]]:
+    listed = cluster.lab.exec(host, f"{ETCDCTL} member list -w json", check=True)
+    return list(json.loads(listed.stdout)["members"])
+
+
+def api_nodes(cluster: LabCluster, host: str, timeout: float = 60) -> set[str]:
+    """The node names as the API server on ``host`` answers them (real kubectl, straight at that server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cluster.kubectl("--server", f"https://{cluster.lab.ip(host)}:6443", "get", "nodes", "-o", "json")
+        if got.returncode == 0:
+            return {n["metadata"]["name"] for n in json.loads(got.stdout)["items"]}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"API server on {host} does not answer: {got.stderr}")
+        time.sleep(2)
+
+
+def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down(cluster: LabCluster) -> None:
+    first = cluster.up()
+    assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    all_nodes = {*CONTROL_PLANES, "w1"}
+
+    # Every node Ready through real kubectl; every control plane labelled and tainted as one.
+    nodes = cluster.nodes()
+    assert set(nodes) == all_nodes and all(node_ready(n) for n in nodes.values())
+    for cp in CONTROL_PLANES:
+        assert "node-role.kubernetes.io/control-plane" in nodes[cp]["metadata"]["labels"], cp
+        assert {t["key"] for t in nodes[cp]["spec"].get("taints", [])} == {"node-role.kubernetes.io/control-plane"}
+
+    # One etcd cluster of three voting members, each advertising its own host; every API server serves it.
+    members = etcd_members(cluster, "cp1")
+    assert sorted(m["name"] for m in members) == CONTROL_PLANES
+    assert not any(m.get("isLearner") for m in members)
+    assert {m["name"]: m["peerURLs"] for m in members} == {
+        cp: [f"https://{cluster.lab.ip(cp)}:2380"] for cp in CONTROL_PLANES}
+    manifest = cluster.lab.exec("cp3", "cat /etc/kubernetes/manifests/etcd.yaml", check=True).stdout
+    assert "--initial-cluster-state=existing" in manifest and "cp1=https://" in manifest
+    for cp in CONTROL_PLANES:
+        assert api_nodes(cluster, cp) == all_nodes, cp
+
+    # cp3 goes down: etcd keeps its quorum, cp1 and cp2 still answer, and a write through one is read through the other.
+    cluster.lab.stop("cp3")
+    for cp in ("cp1", "cp2"):
+        assert api_nodes(cluster, cp) == all_nodes, cp
+    made = cluster.kubectl("--server", f"https://{cluster.lab.ip('cp2')}:6443", "--namespace", "default", "create",
+                           "configmap", "ha-probe", "--from-literal=written=through-cp2")
+    assert made.returncode == 0, made.stderr
+    read = cluster.kubectl("--server", f"https://{cluster.lab.ip('cp1')}:6443", "--namespace", "default", "get",
+                           "configmap", "ha-probe", "-o", "jsonpath={.data.written}")
+    assert read.returncode == 0 and read.stdout == "through-cp2", read.stderr
+
+    # cp3 comes back (its kubelet starts the static pods again, etcd rejoins); kubeadm reset removes its member.
+    cluster.lab.start("cp3")
+    assert api_nodes(cluster, "cp3", timeout=120) == all_nodes
+    reset = cluster.lab.exec("cp3", "kubeadm reset -f", timeout=300)
+    assert reset.returncode == 0, reset.stderr
+    assert "[reset] Deleted contents of the etcd data directory: /var/lib/etcd" in reset.stdout
+    assert "Failed to remove etcd member" not in reset.stderr
+    assert sorted(m["name"] for m in etcd_members(cluster, "cp1")) == ["cp1", "cp2"]
+    assert api_nodes(cluster, "cp2") == all_nodes
