@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import LabCluster, node_ready
-from tests.lab.lab import HostSpec
+from tests.lab.lab import HostSpec, Lab
 
 pytestmark = pytest.mark.lab
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
 ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
-           "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
+           "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
+           "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
 
 
 @pytest.fixture
-def cluster(make_lab, tmp_path: Path) -> LabCluster:
+def cluster(make_lab: Callable[..., Lab], tmp_path: Path) -> LabCluster:
     # kubeadm wants 2 CPUs and 1700 MB on every control plane (init and control-plane join both check).
     lab = make_lab([*(HostSpec(cp, cpus=2, memory_mb=2048) for cp in CONTROL_PLANES), "w1"])
     return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=["w1"], flavor="kubeadm")
