@@ -99,6 +99,15 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
     assert unit_invocation(cluster.lab, "cp1", "kubelet") == before["cp1"]
 
+    # Another CNI over the running one is refused too (the manifest is not applied).
+    del cluster.extra_vars["kubeadm_pod_subnet"]
+    cluster.extra_vars["kubeadm_cni"] = "calico"
+    cluster.write_inventory()
+    swapped = cluster.up()
+    assert swapped.rc != 0
+    assert "kubeadm_cni would change from flannel to calico" in " ".join(swapped.report["error"]["details"])
+    assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0
+
 
 def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:
     lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048)])
