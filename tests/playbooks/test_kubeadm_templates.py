@@ -1,0 +1,44 @@
+"""The kubeadm role's config templates render to the config API each Kubernetes minor reads: kubeletExtraArgs is a
+map in v1beta3 and a name/value list in v1beta4 (kubeadm refuses the other form), and the node's address is
+advertised only when the role found it on the host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kubeadm" / "templates"
+# Ansible renders templates with trim_blocks on.
+ENV = jinja2.Environment(  # noqa: S701 - YAML, not HTML: nothing to escape
+    loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, undefined=jinja2.StrictUndefined
+)
+
+
+def join(api: str, node_ip: str, role: str) -> dict[str, object]:
+    text = ENV.get_template("join.yaml.j2").render(
+        _kubeadm_config_api=api, _kubeadm_node_ip=node_ip, inventory_hostname="n1", _kubeadm_cri_socket="unix:///s",
+        _kubeadm_endpoint="10.0.0.1:6443", _kubeadm_join_token="abcdef.0123456789abcdef",  # noqa: S106 - a sample
+        _kubeadm_ca_cert_hash="sha256:00", _kubeadm_role=role, _kubeadm_join_certificate_key="k" * 64,
+    )
+    return dict(yaml.safe_load(text))
+
+
+def test_v1beta3_takes_kubelet_arguments_as_a_map_and_v1beta4_as_a_list() -> None:
+    old = join("kubeadm.k8s.io/v1beta3", "10.0.0.5", "worker")
+    new = join("kubeadm.k8s.io/v1beta4", "10.0.0.5", "worker")
+    assert old["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": "10.0.0.5"}  # type: ignore[index]
+    assert new["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": "10.0.0.5"}]  # type: ignore[index]
+    assert "controlPlane" not in old
+
+
+def test_a_control_plane_advertises_its_address_only_when_known() -> None:
+    known = join("kubeadm.k8s.io/v1beta3", "10.0.0.5", "control-plane")
+    unknown = join("kubeadm.k8s.io/v1beta3", "", "control-plane")
+    assert known["controlPlane"] == {"certificateKey": "k" * 64, "localAPIEndpoint": {"advertiseAddress": "10.0.0.5"}}
+    assert unknown["controlPlane"] == {"certificateKey": "k" * 64}
+    assert "kubeletExtraArgs" not in unknown["nodeRegistration"]  # type: ignore[operator]
