@@ -90,9 +90,15 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     assert node_ready(cluster.nodes()["w3"])
     assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
 
-    # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised.
+    # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised. The CLI
+    # refuses from its record of the last up before contacting a host (exit 4); without that record (another
+    # machine's state directory, or plain ansible-playbook) the first control plane's own record refuses it.
     cluster.extra_vars["kubeadm_pod_subnet"] = "10.42.0.0/16"
     cluster.write_inventory()
+    refused = cluster.up()
+    assert refused.rc == 4, refused.stdout[-3000:]
+    assert "kubeadm_pod_subnet: 10.244.0.0/16 -> 10.42.0.0/16" in refused.report["error"]["message"]
+    (cluster.state_dir / cluster.name / "fixed-settings.json").unlink()
     refused = cluster.up()
     assert refused.rc != 0
     text = " ".join(refused.report["error"]["details"])
@@ -103,7 +109,7 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     del cluster.extra_vars["kubeadm_pod_subnet"]
     cluster.extra_vars["kubeadm_cni"] = "calico"
     cluster.write_inventory()
-    swapped = cluster.up()
+    swapped = cluster.up()  # no CLI record now (removed above): the first control plane's record refuses it
     assert swapped.rc != 0
     assert "kubeadm_cni would change from flannel to calico" in " ".join(swapped.report["error"]["details"])
     assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from provisioner.errors import UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.kubeadm import probe_checks
+from provisioner.flavors.kubeadm.settings import FixedSettingsPhase, RecordFixedSettingsPhase
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
@@ -46,6 +47,7 @@ class KubeadmFlavor:
 
     def up_phases(self, touch_all: bool) -> list[Phase]:
         return [
+            FixedSettingsPhase(),
             MembershipPhase(self.node_query, touch_all=touch_all),
             ProbePhase(self.options.ssh, checks=probe_checks.CHECKS),
             PlaybookPhase(
@@ -65,6 +67,7 @@ class KubeadmFlavor:
                 changes_hosts=False, run_in_check_mode=False,
             ),
             RecordMembersPhase(),
+            RecordFixedSettingsPhase(),
         ]
 
     def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:

@@ -16,16 +16,21 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-# ClusterConfiguration fields kubeadm fixes at init (changing them means rebuilding the cluster), with the words a
-# refusal uses. kubernetesVersion is not here: `provision upgrade` changes it.
-_FIXED_AT_INIT = (
-    (("networking", "podSubnet"), "kubeadm_pod_subnet"),
-    (("networking", "serviceSubnet"), "kubeadm_service_subnet"),
-    (("networking", "dnsDomain"), "kubeadm_dns_domain"),
-    (("controlPlaneEndpoint",), "the API endpoint (provision_api_endpoint)"),
-    (("clusterName",), "provision_cluster_name"),
-    (("etcd",), "kubeadm_etcd"),
+# The rule, written once (the role checks the hosts' record with it; the CLI checks its own record of the last `up`
+# with the same names before any host is contacted): the inventory variables whose ClusterConfiguration field kubeadm
+# fixes at init, so that changing them means rebuilding the cluster. kubernetesVersion is not here: `provision
+# upgrade` changes it.
+FIXED_AT_INIT = (
+    ("kubeadm_pod_subnet", ("networking", "podSubnet")),
+    ("kubeadm_service_subnet", ("networking", "serviceSubnet")),
+    ("kubeadm_dns_domain", ("networking", "dnsDomain")),
+    ("provision_api_endpoint", ("controlPlaneEndpoint",)),
+    ("provision_cluster_name", ("clusterName",)),
+    ("kubeadm_etcd", ("etcd",)),
 )
+# Fixed once the first `up` applied it, though not by kubeadm: pods' networking cannot be swapped by applying another
+# CNI over the running one (the role records the applied CNI on the first control plane).
+FIXED_AFTER_FIRST_UP = ("kubeadm_cni",)
 
 
 def ca_cert_hash(pem: str) -> str:
@@ -64,7 +69,7 @@ def settings_changes(recorded: str, wanted: str) -> list[str]:
     """What differs, in fields kubeadm fixes at init, between the recorded and the wanted ClusterConfiguration."""
     before, after = _cluster_configuration(recorded), _cluster_configuration(wanted)
     changes = []
-    for path, name in _FIXED_AT_INIT:
+    for name, path in FIXED_AT_INIT:
         old, new = _dig(before, path), _dig(after, path)
         if old != new:
             shown = ".".join(path)
