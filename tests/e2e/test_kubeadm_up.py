@@ -36,6 +36,20 @@ def bootstrap_token_secrets(cluster: LabCluster) -> list[str]:
             if s.get("type") == "bootstrap.kubernetes.io/token"]
 
 
+def assert_no_secret_left(cluster: LabCluster, output: str) -> None:
+    # Tokens and certificate keys: never in the output, the reports or the runner's artifacts; no file left holding
+    # them on the hosts.
+    secrets = bootstrap_token_secrets(cluster)
+    assert secrets
+    leaked = [str(path) for path in cluster.state_dir.rglob("*")
+              if path.is_file() and path.name != "kubeconfig" and any(s.encode() in path.read_bytes() for s in secrets)]
+    assert leaked == []
+    assert not any(s in output for s in secrets)
+    for host in ("cp1", "w1", "w2"):
+        left = cluster.lab.exec(host, "ls /etc/kubernetes/provision/", check=True).stdout.split()
+        assert not {"init.yaml", "join.yaml", "upload-certs.yaml"} & set(left), (host, left)
+
+
 def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refused_subnet_change(
     cluster: LabCluster,
 ) -> None:
@@ -60,17 +74,7 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     conflist = cluster.lab.exec("w1", "cat /etc/cni/net.d/10-flannel.conflist", check=True).stdout
     assert json.loads(conflist)["plugins"][0]["type"] == "flannel"
 
-    # Tokens and certificate keys: never in the output, the reports or the runner's artifacts; no file left holding
-    # them on the hosts.
-    secrets = bootstrap_token_secrets(cluster)
-    assert secrets
-    leaked = [str(path) for path in cluster.state_dir.rglob("*")
-              if path.is_file() and path.name != "kubeconfig" and any(s.encode() in path.read_bytes() for s in secrets)]
-    assert leaked == []
-    assert not any(s in first.stdout + first.stderr for s in secrets)
-    for host in ("cp1", "w1", "w2"):
-        left = cluster.lab.exec(host, "ls /etc/kubernetes/provision/", check=True).stdout.split()
-        assert not {"init.yaml", "join.yaml", "upload-certs.yaml"} & set(left), (host, left)
+    assert_no_secret_left(cluster, first.stdout + first.stderr)
 
     # A rerun changes nothing and restarts nothing.
     before = {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")}
