@@ -71,6 +71,11 @@ class KubeadmFlavor:
         ]
 
     def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:
+        if session.cluster.kubeadm.package_source == "artifacts":
+            raise UsageError(
+                f"{session.inventory}: kubeadm_package_source: artifacts is not built yet; use apt (pkgs.k8s.io or a "
+                "mirror in kubeadm_apt_url) or binaries (dl.k8s.io or a mirror in kubeadm_release_url)"
+            )
         if token_file is not None:
             raise UsageError(
                 "--token-file is a K3s setting; kubeadm clusters use short-lived bootstrap tokens made during the run"
