@@ -51,7 +51,8 @@ def test_unchanged_settings_go_on_to_the_hosts(tmp_path: Path) -> None:
 
 
 def test_the_artifacts_source_not_built_yet_is_refused_before_any_host_is_contacted(tmp_path: Path) -> None:
-    kubeadm_inventory(tmp_path, ", kubeadm_package_source: artifacts, kubeadm_artifact_dir: /srv/k8s")
+    (tmp_path / "k8s").mkdir()
+    kubeadm_inventory(tmp_path, f", kubeadm_package_source: artifacts, kubeadm_artifact_dir: {tmp_path / 'k8s'}")
     result = run(tmp_path, "up", "--json")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "kubeadm_package_source: artifacts is not built yet" in json.loads(result.stdout)["error"]
