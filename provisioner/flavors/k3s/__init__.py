@@ -17,12 +17,13 @@ import yaml
 from provisioner.errors import UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.k3s.datastore import DatastoreCheckPhase
-from provisioner.flavors.k3s.settings import CriticalSettingsPhase, RecordCriticalSettingsPhase
+from provisioner.flavors.k3s.settings import CRITICAL_SETTINGS
 from provisioner.lifecycle_plan import ETCD_LABEL, Node, RemovalPlan
 from provisioner.paths import role_file
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
 from provisioner.phases.probe import ProbePhase
+from provisioner.phases.settings import RecordSettingsPhase, SettingsPhase
 
 if TYPE_CHECKING:
     from provisioner.session import SecretFiles, Session
@@ -49,7 +50,7 @@ class K3sFlavor:
 
     def up_phases(self, touch_all: bool) -> list[Phase]:
         return [
-            CriticalSettingsPhase(),
+            SettingsPhase(CRITICAL_SETTINGS),
             MembershipPhase(self.node_query, touch_all=touch_all),
             ProbePhase(self.options.ssh),
             DatastoreCheckPhase(),
@@ -69,7 +70,7 @@ class K3sFlavor:
                 run_in_check_mode=False,
             ),
             RecordMembersPhase(),
-            RecordCriticalSettingsPhase(),
+            RecordSettingsPhase(CRITICAL_SETTINGS),
         ]
 
     def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from provisioner.errors import UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.kubeadm import probe_checks
-from provisioner.flavors.kubeadm.settings import FixedSettingsPhase, RecordFixedSettingsPhase
+from provisioner.flavors.kubeadm.settings import FIXED_SETTINGS
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
 from provisioner.phases.probe import ProbePhase
+from provisioner.phases.settings import RecordSettingsPhase, SettingsPhase
 
 if TYPE_CHECKING:
     from provisioner.session import SecretFiles, Session
@@ -47,7 +48,7 @@ class KubeadmFlavor:
 
     def up_phases(self, touch_all: bool) -> list[Phase]:
         return [
-            FixedSettingsPhase(),
+            SettingsPhase(FIXED_SETTINGS),
             MembershipPhase(self.node_query, touch_all=touch_all),
             ProbePhase(self.options.ssh, checks=probe_checks.CHECKS),
             PlaybookPhase(
@@ -67,7 +68,7 @@ class KubeadmFlavor:
                 changes_hosts=False, run_in_check_mode=False,
             ),
             RecordMembersPhase(),
-            RecordFixedSettingsPhase(),
+            RecordSettingsPhase(FIXED_SETTINGS),
         ]
 
     def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:
