@@ -50,6 +50,32 @@ def assert_no_secret_left(cluster: LabCluster, output: str) -> None:
         assert not {"init.yaml", "join.yaml", "upload-certs.yaml"} & set(left), (host, left)
 
 
+def assert_fixed_settings_refused(cluster: LabCluster, kubelet_before: str) -> None:
+    # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised. The CLI
+    # refuses from its record of the last up before contacting a host (exit 4); without that record (another
+    # machine's state directory, or plain ansible-playbook) the first control plane's own record refuses it.
+    cluster.extra_vars["kubeadm_pod_subnet"] = "10.42.0.0/16"
+    cluster.write_inventory()
+    refused = cluster.up()
+    assert refused.rc == 4, refused.stdout[-3000:]
+    assert "kubeadm_pod_subnet: 10.244.0.0/16 -> 10.42.0.0/16" in refused.report["error"]["message"]
+    (cluster.state_dir / cluster.name / "fixed-settings.json").unlink()
+    refused = cluster.up()
+    assert refused.rc != 0
+    text = " ".join(refused.report["error"]["details"])
+    assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
+    assert unit_invocation(cluster.lab, "cp1", "kubelet") == kubelet_before
+
+    # Another CNI over the running one is refused too (the manifest is not applied).
+    del cluster.extra_vars["kubeadm_pod_subnet"]
+    cluster.extra_vars["kubeadm_cni"] = "calico"
+    cluster.write_inventory()
+    swapped = cluster.up()  # no CLI record now (removed above): the first control plane's record refuses it
+    assert swapped.rc != 0
+    assert "kubeadm_cni would change from flannel to calico" in " ".join(swapped.report["error"]["details"])
+    assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0
+
+
 def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refused_subnet_change(
     cluster: LabCluster,
 ) -> None:
@@ -76,6 +102,13 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
 
     assert_no_secret_left(cluster, first.stdout + first.stderr)
 
+    # `provision status` reads the same cluster through the kubeadm flavor's node list.
+    status = cluster.provision("status", "--json", "--known-hosts", str(cluster.lab.known_hosts))
+    assert status.rc == 0, status.stdout + status.stderr
+    rows = {r["name"]: r for r in json.loads(status.stdout)["nodes"]}
+    assert {n: (r["ready"], r["roles"], r["version"]) for n, r in rows.items()} == {
+        "cp1": (True, "control-plane", VERSION), "w1": (True, "<none>", VERSION), "w2": (True, "<none>", VERSION)}
+
     # A rerun changes nothing and restarts nothing.
     before = {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")}
     second = cluster.up("--all")
@@ -94,30 +127,7 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     assert node_ready(cluster.nodes()["w3"])
     assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
 
-    # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised. The CLI
-    # refuses from its record of the last up before contacting a host (exit 4); without that record (another
-    # machine's state directory, or plain ansible-playbook) the first control plane's own record refuses it.
-    cluster.extra_vars["kubeadm_pod_subnet"] = "10.42.0.0/16"
-    cluster.write_inventory()
-    refused = cluster.up()
-    assert refused.rc == 4, refused.stdout[-3000:]
-    assert "kubeadm_pod_subnet: 10.244.0.0/16 -> 10.42.0.0/16" in refused.report["error"]["message"]
-    (cluster.state_dir / cluster.name / "fixed-settings.json").unlink()
-    refused = cluster.up()
-    assert refused.rc != 0
-    text = " ".join(refused.report["error"]["details"])
-    assert 'kubeadm_pod_subnet would change networking.podSubnet from "10.244.0.0/16" to "10.42.0.0/16"' in text
-    assert unit_invocation(cluster.lab, "cp1", "kubelet") == before["cp1"]
-
-    # Another CNI over the running one is refused too (the manifest is not applied).
-    del cluster.extra_vars["kubeadm_pod_subnet"]
-    cluster.extra_vars["kubeadm_cni"] = "calico"
-    cluster.write_inventory()
-    swapped = cluster.up()  # no CLI record now (removed above): the first control plane's record refuses it
-    assert swapped.rc != 0
-    assert "kubeadm_cni would change from flannel to calico" in " ".join(swapped.report["error"]["details"])
-    assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0
-
+    assert_fixed_settings_refused(cluster, before["cp1"])
 
 def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:
     lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048)])
