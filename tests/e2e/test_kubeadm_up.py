@@ -129,6 +129,7 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
 
     assert_fixed_settings_refused(cluster, before["cp1"])
 
+
 def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:
     lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048)])
     cluster = LabCluster(lab, tmp_path / "small", servers=["cp1"], agents=[], flavor="kubeadm")
