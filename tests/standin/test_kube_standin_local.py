@@ -8,6 +8,7 @@ for the CRI socket when installed; upstream ``/usr/bin/kubectl`` is used where p
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import json
@@ -16,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +55,13 @@ def bins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def fake_root(tmp: Path, swap: bool = False, mem_kb: int = 4_000_000, ip_forward: str = "1") -> Path:
+    # A short path: sockets under the root (the CRI socket at <root>/var/run/containerd/containerd.sock) must fit
+    # AF_UNIX's 107 bytes, which pytest-xdist's tmp_path (.../popen-gw0/<test name>/) exceeds. `tmp/root` points at it.
     root = tmp / "root"
+    if len(str(root)) > 40:
+        root = Path(tempfile.mkdtemp(prefix="ksr-", dir="/tmp"))
+        atexit.register(shutil.rmtree, root, True)
+        (tmp / "root").symlink_to(root)
     (root / "proc/sys/net/ipv4").mkdir(parents=True)
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/hostname").write_text("kcp1\n")
