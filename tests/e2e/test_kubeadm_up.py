@@ -140,3 +140,17 @@ def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tm
                details), details
     assert "prepare" not in [p["name"] for p in refused.report["phases"]]  # refused before anything changed
     assert cluster.lab.exec("cp1", "test -e /etc/kubernetes/provision || test -e /usr/bin/kubeadm").returncode == 1
+
+
+def test_check_mode_on_fresh_hosts_reports_and_changes_nothing(make_lab, tmp_path: Path) -> None:
+    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1"])
+    cluster = LabCluster(lab, tmp_path / "check", servers=["cp1"], agents=["w1"], flavor="kubeadm",
+                         extra_vars={"kubeadm_package_source": "apt"})
+    outcome = cluster.up("--check")
+    assert outcome.rc == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
+    assert outcome.changed_total() > 0  # it reports what would change ...
+    assert "w1 would run kubeadm join" in " ".join(outcome.report["hosts"]["w1"]["notes"])
+    for host in ("cp1", "w1"):  # ... and changes nothing
+        assert lab.exec(host, "test -e /usr/bin/kubeadm || test -e /etc/kubernetes/provision "
+                              "|| test -e /etc/apt/sources.list.d/kubernetes.list").returncode == 1
+        assert lab.exec(host, "systemctl is-active containerd").stdout.strip() != "active"
