@@ -7,26 +7,17 @@ The published assets are ``kubeadm``, ``kubelet``, ``kubectl`` and ``crictl`` (i
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 from . import _buildinfo
 
-_MACHINES = {
-    "amd64": {"x86_64", "amd64"},
-    "arm64": {"aarch64", "arm64"},
-    "arm": {"armv7l", "armv6l", "armv7", "armv8l", "arm"},
-}
 TOOLS = ("kubeadm", "kubelet", "kubectl", "crictl", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def _check_arch() -> None:
-    """Refuse to run on the wrong CPU the way the kernel refuses a foreign ELF binary (shell: exit 126)."""
-    want = getattr(_buildinfo, "ARCH", "")
-    if want and platform.machine().lower() not in _MACHINES.get(want, set()):
-        sys.stderr.write(f"{sys.argv[0]}: cannot execute binary file: Exec format error\n")
-        sys.stderr.flush()
-        os._exit(126)
+    from k3s_standin.main import refuse_foreign_cpu  # the same zipapp carries the K3s stand-in
+
+    refuse_foreign_cpu(getattr(_buildinfo, "ARCH", ""))
 
 
 def main() -> None:
