@@ -325,6 +325,10 @@ def _run_mariadb(mariadbd: str, install_db: str, base: Path, account: pwd.struct
 
     data, log, sock = base / "data", base / "mariadb.log", base / "mysqld.sock"
     data.mkdir()
+    # A private temporary directory: with the default (/tmp) the bootstrap once failed in CI because a temporary
+    # table file vanished from the shared /tmp under a parallel run ("Could not remove temporary table ... error: 2").
+    scratch = base / "tmp"
+    scratch.mkdir()
     _chown_tree(base, account)
     user_args = [f"--user={account.pw_name}"] if account else []
     _run(
@@ -332,6 +336,7 @@ def _run_mariadb(mariadbd: str, install_db: str, base: Path, account: pwd.struct
             install_db,
             "--no-defaults",
             f"--datadir={data}",
+            f"--tmpdir={scratch}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             *user_args,
@@ -345,6 +350,7 @@ def _run_mariadb(mariadbd: str, install_db: str, base: Path, account: pwd.struct
             mariadbd,
             "--no-defaults",
             f"--datadir={data}",
+            f"--tmpdir={scratch}",
             f"--socket={sock}",
             f"--port={port}",
             f"--bind-address={LOOPBACK}",
