@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import LabCluster, node_ready, unit_invocation
+from tests.e2e.harness import LabCluster, diff, node_ready, report_of, snapshot, unit_invocation
 from tests.lab.lab import HostSpec
 
 pytestmark = pytest.mark.lab
@@ -76,9 +76,49 @@ def assert_fixed_settings_refused(cluster: LabCluster, kubelet_before: str) -> N
     assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0
 
 
-def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refused_subnet_change(
+def assert_remove_worker_and_reset(cluster: LabCluster, before: dict[str, dict[str, list[str]]]) -> None:
+    lab, known_hosts = cluster.lab, str(cluster.lab.known_hosts)
+    # The leftovers kubeadm reset keeps by design are really there (the stand-in leaves kube-proxy's and flannel's),
+    # so the resets below have something to remove.
+    during = snapshot(lab, "w1")
+    assert {"cni0", "flannel.1"} <= set(during["interfaces"]), during["interfaces"]
+    assert any("KUBE-" in line for line in during["iptables"]) and during["netns"]
+    assert any("/var/lib/kubelet/pods/" in line for line in during["mounts"])
+
+    # remove-node of a worker: drained, its host reset to what it was, its node deleted; the others untouched.
+    removed = cluster.provision("remove-node", "w3", "--yes", "--json", "--known-hosts", known_hosts)
+    assert removed.rc == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
+    assert set(cluster.nodes()) == {"cp1", "w1", "w2"}
+    changes = diff(before["w3"], snapshot(lab, "w3"))
+    assert changes == {}, changes
+    assert report_of(cluster, "remove-node")["hosts"]["w3"]["removal"]["host_reset"] is True
+    cluster.agents.remove("w3")
+    cluster.write_inventory()
+
+    # The last control plane is never removed.
+    last = cluster.provision("remove-node", "cp1", "--yes", "--known-hosts", known_hosts)
+    assert last.rc == 4 and "last server" in last.stderr
+
+    # reset: every host back to what it was before up (packages, containerd's configuration, CNI leftovers), the
+    # SSH session kept, the context gone from the kubeconfig; a second reset changes nothing.
+    outcome = cluster.provision("reset", "--yes", "--json", "--known-hosts", known_hosts)
+    assert outcome.rc == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
+    for host in ("cp1", "w1"):
+        assert diff(before[host], snapshot(lab, host)) == {}, (host, diff(before[host], snapshot(lab, host)))
+        assert lab.ssh(host, "true").returncode == 0
+    report = report_of(cluster, "reset")
+    assert report["status"] == "ok" and "containerd" in report["hosts"]["w1"]["packages_left"]
+    assert any("Kubernetes rule(s)/chain(s)" in a for a in report["hosts"]["w1"]["actions"])
+    assert cluster.name not in [c["name"] for c in cluster.kubeconfig_data().get("contexts") or []]
+    again = cluster.provision("reset", "--yes", "--json", "--known-hosts", known_hosts)
+    assert again.rc == 0 and again.changed_total() == 0, again.changed_by_host()
+
+
+def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_refusals_remove_node_and_reset(
     cluster: LabCluster,
 ) -> None:
+    lab = cluster.lab
+    before = {h: snapshot(lab, h) for h in ("cp1", "w1", "w3")}
     first = cluster.up()
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert {h: r["ready"] for h, r in first.report["hosts"].items()} == {"cp1": "yes", "w1": "yes", "w2": "yes"}
@@ -110,11 +150,11 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
         "cp1": (True, "control-plane", VERSION), "w1": (True, "<none>", VERSION), "w2": (True, "<none>", VERSION)}
 
     # A rerun changes nothing and restarts nothing.
-    before = {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")}
+    before_kubelet = {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")}
     second = cluster.up("--all")
     assert second.rc == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert second.changed_total() == 0, second.changed_by_host()
-    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
+    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before_kubelet
 
     # A worker added to the inventory joins alone: the others are not touched, nothing restarts; the token and CA pin
     # come from the first control plane by delegation.
@@ -125,9 +165,13 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_and_refus
     changed = added.changed_by_host()
     assert changed.get("w3", 0) > 0 and changed.get("w1", 0) == 0 and changed.get("w2", 0) == 0, changed
     assert node_ready(cluster.nodes()["w3"])
-    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before
+    assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before_kubelet
 
-    assert_fixed_settings_refused(cluster, before["cp1"])
+    assert_fixed_settings_refused(cluster, before_kubelet["cp1"])
+    del cluster.extra_vars["kubeadm_cni"]
+    cluster.write_inventory()
+
+    assert_remove_worker_and_reset(cluster, before)
 
 
 def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:

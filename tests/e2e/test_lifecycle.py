@@ -6,49 +6,14 @@ import base64
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.harness import LabCluster, Outcome, node_ready
-from tests.lab.lab import Lab
+from tests.e2e.harness import LabCluster, Outcome, diff, node_ready, report_of, snapshot
 
 pytestmark = pytest.mark.lab
 
 UNRELATED_RULE = "INPUT -p tcp -m tcp --dport 2222 -m comment --comment lab-unrelated -j ACCEPT"
-SNAPSHOT_SCRIPT = Path(__file__).resolve().parents[1] / "lab" / "host_snapshot.sh"
-
-
-def snapshot(lab: Lab, host: str) -> dict[str, list[str]]:
-    """The host's K3s-relevant state by section (tests/lab/host_snapshot.sh, also used by molecule/reset)."""
-    out = lab.exec(host, ["bash", "-s"], input=SNAPSHOT_SCRIPT.read_text(), check=True).stdout
-    sections: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in out.splitlines():
-        if line.startswith("## "):
-            current = sections.setdefault(line[3:].strip(), [])
-        elif line.strip():
-            current.append(line)
-    return sections
-
-
-def diff(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
-    changes = {}
-    for key, old in before.items():
-        added = sorted(set(after[key]) - set(old))
-        gone = sorted(set(old) - set(after[key]))
-        if added or gone:
-            changes[key] = {"left behind": added, "missing": gone}
-    return changes
-
-
-def report_of(cluster: LabCluster, command: str) -> dict[str, Any]:
-    reports = sorted((cluster.state_dir / cluster.name / "reports").glob(f"*-{command}.json"))
-    assert reports, f"no {command} report"
-    assert reports[-1].stat().st_mode & 0o777 == 0o600
-    return dict(json.loads(reports[-1].read_text()))
-
-
 def assert_ok(outcome: Outcome) -> None:
     assert outcome.rc == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
 

@@ -1,14 +1,27 @@
 #!/bin/bash
-# What a host looks like from K3s's point of view, one "## section" per aspect, one fact per line, no counters or
-# timestamps: files under the K3s paths, systemd units and unit files, network interfaces, firewall rules, mounts,
-# listening ports, network namespaces and processes. Comparing the output taken before `up` with the output after
-# `reset` shows what a reset left behind. Used by tests/e2e/test_lifecycle.py and molecule/reset.
-k3s_paths="/etc/rancher /var/lib/rancher /var/lib/kubelet /var/lib/cni /run/k3s /run/flannel /run/netns
-  /etc/systemd/system /usr/local/bin /etc/modules-load.d /etc/sysctl.d /etc/default"
+# What a host looks like from a cluster's point of view (K3s or kubeadm), one "## section" per aspect, one fact per
+# line, no counters or timestamps: files under the paths either flavor writes, the contents of the configuration files
+# up edits, installed packages, systemd units and unit files, network interfaces, firewall rules, mounts, listening
+# ports, network namespaces and processes. Comparing the output taken before `up` with the output after `reset` shows
+# what a reset left behind. Used by tests/e2e/test_lifecycle.py, tests/e2e/test_kubeadm_*.py and molecule/reset.
+cluster_paths="/etc/rancher /var/lib/rancher /var/lib/kubelet /var/lib/cni /run/k3s /run/flannel /run/netns
+  /etc/systemd/system /usr/local/bin /etc/modules-load.d /etc/sysctl.d /etc/default
+  /etc/kubernetes /var/lib/etcd /etc/containerd /etc/cni /opt/cni /etc/apt/sources.list.d /etc/apt/keyrings
+  /etc/apt/preferences.d /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl /usr/bin/crictl /etc/crictl.yaml
+  /lib/systemd/system/kubelet.service /usr/lib/systemd/system/kubelet.service /var/lib/calico /var/run/calico
+  /var/run/cilium"
 
 echo "## files"
 # shellcheck disable=SC2086 # the list splits on purpose
-find $k3s_paths 2>/dev/null | sort
+find $cluster_paths 2>/dev/null | sort
+
+echo "## contents"
+for file in /etc/containerd/config.toml /etc/fstab /etc/crictl.yaml; do
+  [ -f "$file" ] && sha256sum "$file"
+done
+
+echo "## packages"
+dpkg-query --show --showformat='${Package} ${db:Status-Abbrev}\n' 2>/dev/null | sort
 
 echo "## units"
 # Targets are left out: starting any unit that wants network-online.target activates it for good.

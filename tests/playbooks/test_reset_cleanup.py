@@ -8,7 +8,7 @@ from tests.playbook_code import load
 
 pytestmark = pytest.mark.unit
 
-cleanup = load("roles/k3s_reset/library/k3s_host_cleanup.py")
+cleanup = load("roles/node_prep/library/node_cleanup.py")
 PREFIXES = ["KUBE-", "CNI-", "FLANNEL-"]
 
 

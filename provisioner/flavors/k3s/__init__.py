@@ -12,14 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from provisioner.errors import UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.k3s.datastore import DatastoreCheckPhase
 from provisioner.flavors.k3s.settings import CRITICAL_SETTINGS
+from provisioner.flavors.node_prep import base_packages, flavor_packages
 from provisioner.lifecycle_plan import ETCD_LABEL, Node, RemovalPlan
-from provisioner.paths import role_file
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
 from provisioner.phases.probe import ProbePhase
@@ -100,11 +98,7 @@ class K3sFlavor:
         return Step("reset.yml", "Stop K3s and remove services, files, mounts, interfaces and K3s firewall chains")
 
     def kept_packages(self) -> list[str]:
-        try:
-            defaults = yaml.safe_load(role_file("node_prep", "defaults", "main.yml").read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            return []
-        return [str(p) for p in defaults.get("node_prep_packages", [])]
+        return base_packages() + flavor_packages("prepare.yml")
 
     def removal_step(self, plan: RemovalPlan) -> Step:
         return Step(

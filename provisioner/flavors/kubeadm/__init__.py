@@ -1,9 +1,10 @@
 """kubeadm: upstream Kubernetes, a control plane of static pods set up by `kubeadm init`, nodes added by `kubeadm join`.
 
 What is built: `up` (prepare with the shared node_prep role, binaries from dl.k8s.io or a mirror, containerd, init,
-control-plane joins one at a time, worker joins, the CNI, kubeconfig, verify) and `status`. The other commands answer
-that they are not built for kubeadm clusters yet, before anything is contacted. The roles are playbooks/roles/kubeadm
-and node_prep; the inventory's kubeadm settings are checked by provisioner/inventory/kubeadm_checks.py.
+control-plane joins one at a time, worker joins, the CNI, kubeconfig, verify), `status`, `reset` and `remove-node`.
+The other commands (upgrade, backup, restore) answer that they are not built for kubeadm clusters yet, before
+anything is contacted. The roles are playbooks/roles/kubeadm and node_prep; the inventory's kubeadm settings are
+checked by provisioner/inventory/kubeadm_checks.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provisioner.errors import UsageError
+from provisioner.errors import RefusedError, UsageError
 from provisioner.flavors.base import FlavorOptions, RestoreSource, Step, UpgradeRequest
 from provisioner.flavors.kubeadm import probe_checks
 from provisioner.flavors.kubeadm.settings import FIXED_SETTINGS
+from provisioner.flavors.node_prep import base_packages, flavor_packages
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase, PlaybookPhase
 from provisioner.phases.membership import MembershipPhase, RecordMembersPhase
@@ -36,7 +38,7 @@ def _not_built(command: str) -> UsageError:
 class KubeadmFlavor:
     name = "kubeadm"
     product = "Kubernetes (kubeadm)"
-    commands = frozenset({"up", "status"})
+    commands = frozenset({"up", "status", "reset", "remove-node"})
 
     def __init__(self, options: FlavorOptions) -> None:
         self.options = options
@@ -96,13 +98,33 @@ class KubeadmFlavor:
         return True
 
     def reset_step(self) -> Step:
-        raise _not_built("reset")
+        return Step(
+            "kubeadm_reset.yml",
+            "kubeadm reset, then the CNI's files, interfaces and iptables chains, containerd's configuration, the "
+            "kubelet and the Kubernetes packages",
+        )
 
     def kept_packages(self) -> list[str]:
-        return []
+        # Node preparation's packages and the container runtime kubeadm_prepare.yml adds; kubeadm, kubelet and
+        # kubectl go unless kubeadm_reset_keep_packages is set in the inventory.
+        return base_packages() + flavor_packages("kubeadm_prepare.yml")
 
     def removal_step(self, plan: RemovalPlan) -> Step:
-        raise _not_built("remove-node")
+        if plan.etcd_member and not plan.reset_host:
+            raise RefusedError(
+                f"{plan.host} is a control plane and unreachable: its etcd member can only leave the cluster from "
+                "its own host. Bring it back and rerun without --force, or remove the member by hand (`etcdctl "
+                f"member remove` on {plan.control_server}, then `kubectl delete node {plan.host}`)"
+            )
+        return Step(
+            "kubeadm_remove_node.yml",
+            f"Remove {plan.host}",
+            {
+                "kubeadm_remove_node": plan.host,
+                "kubeadm_remove_force": not plan.reset_host,
+                "kubeadm_remove_via": plan.control_server,
+            },
+        )
 
     # ---------------------------------------------------------------------------------- backup, restore
     def backup_step(self, session: Session, dest: Path, name: str) -> Step:

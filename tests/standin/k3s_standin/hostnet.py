@@ -35,7 +35,7 @@ DEFAULT_DATA_DIR = Path("/var/lib/rancher/k3s")
 POD_CIDR_PREFIX = "10.42"
 
 # (table, chain created, built-in chain that jumps to it, extra match before the jump)
-_CHAINS: list[tuple[str, str, str, list[str]]] = [
+CHAINS: list[tuple[str, str, str, list[str]]] = [
     ("filter", "KUBE-FIREWALL", "INPUT", []),
     ("filter", "KUBE-EXTERNAL-SERVICES", "INPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment",
                                                    "--comment", "kubernetes externally-visible service portals"]),
@@ -52,7 +52,7 @@ _CHAINS: list[tuple[str, str, str, list[str]]] = [
     ("nat", "CNI-HOSTPORT-DNAT", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL"]),
 ]
 # Chains that only other K3s chains reference (kube-proxy's helpers).
-_INNER_CHAINS: list[tuple[str, str, str]] = [
+INNER_CHAINS: list[tuple[str, str, str]] = [
     ("nat", "KUBE-MARK-MASQ", "KUBE-POSTROUTING"),
     ("filter", "KUBE-PROXY-FIREWALL", "KUBE-FORWARD"),
 ]
@@ -76,7 +76,7 @@ def apply(data_dir: Path, node_name: str, node_ip: str) -> None:
             log.warn(f"stand-in host effects: {step.__name__.strip('_')}: {exc}")
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=20, check=False)
 
 
@@ -113,23 +113,30 @@ def _mounts(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
         Path(f"/run/k3s/containerd/io.containerd.grpc.v1.cri/sandboxes/{pod}/shm"),
     ]
     for target in targets:
-        target.mkdir(parents=True, exist_ok=True)
-        if not _mounted(target):
-            result = _run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target))
-            if result.returncode != 0:
-                log.warn(f"stand-in host effects: mount {target}: {result.stderr.strip()}")
+        problem = mount_tmpfs(target)
+        if problem:
+            log.warn(f"stand-in host effects: mount {target}: {problem}")
+
+
+def mount_tmpfs(target: Path) -> str:
+    """A small tmpfs at target (a pod volume, a sandbox's shm) unless one is there; the error text or ''."""
+    target.mkdir(parents=True, exist_ok=True)
+    if _mounted(target):
+        return ""
+    result = run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target))
+    return result.stderr.strip() if result.returncode != 0 else ""
 
 
 def _interfaces(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
-    if _run("ip", "link", "show", "flannel.1").returncode != 0:
-        _run("ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", node_ip, "dstport", "8472",
+    if run("ip", "link", "show", "flannel.1").returncode != 0:
+        run("ip", "link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", node_ip, "dstport", "8472",
              "nolearning")
-        _run("ip", "link", "set", "flannel.1", "up")
-    if _run("ip", "link", "show", "cni0").returncode != 0:
-        _run("ip", "link", "add", "cni0", "type", "bridge")
-        _run("ip", "addr", "add", f"{POD_CIDR_PREFIX}.{subnet}.1/24", "dev", "cni0")
-        _run("ip", "link", "set", "cni0", "up")
-    names = _run("ip", "netns", "list").stdout
+        run("ip", "link", "set", "flannel.1", "up")
+    if run("ip", "link", "show", "cni0").returncode != 0:
+        run("ip", "link", "add", "cni0", "type", "bridge")
+        run("ip", "addr", "add", f"{POD_CIDR_PREFIX}.{subnet}.1/24", "dev", "cni0")
+        run("ip", "link", "set", "cni0", "up")
+    names = run("ip", "netns", "list").stdout
     if "cni-" in names:
         return
     netns = f"cni-{uuid.uuid4()}"
@@ -141,32 +148,42 @@ def _interfaces(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> No
         ["ip", "-n", netns, "addr", "add", f"{POD_CIDR_PREFIX}.{subnet}.2/24", "dev", "eth0"],
         ["ip", "-n", netns, "link", "set", "eth0", "up"],
     ):
-        result = _run(*argv)
+        result = run(*argv)
         if result.returncode != 0:
             log.warn(f"stand-in host effects: {' '.join(argv)}: {result.stderr.strip()}")
             return
 
 
+def add_chains(
+    tool: str, chains: list[tuple[str, str, str, list[str]]], inner: list[tuple[str, str, str]]
+) -> bool:
+    """Create the chains with their jumps from the built-in (or parent) chains, idempotently; False without the tool.
+    Also used by the kube stand-in's kubelet (kube-proxy's and the CNIs' chains)."""
+    if shutil.which(tool) is None:
+        return False
+    for table, chain, parent, match in chains:
+        run(tool, "-w", "-t", table, "-N", chain)  # exists already: harmless failure
+        rule = [*match, "-j", chain]
+        if run(tool, "-w", "-t", table, "-C", parent, *rule).returncode != 0:
+            run(tool, "-w", "-t", table, "-I", parent, "1", *rule)
+    for table, chain, parent in inner:
+        run(tool, "-w", "-t", table, "-N", chain)
+        if run(tool, "-w", "-t", table, "-C", parent, "-j", chain).returncode != 0:
+            run(tool, "-w", "-t", table, "-A", parent, "-j", chain)
+    return True
+
+
 def _firewall(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
     for tool, cidr in (("iptables", f"{POD_CIDR_PREFIX}.0.0/16"), ("ip6tables", "2001:cafe:42::/56")):
-        if shutil.which(tool) is None:
+        if not add_chains(tool, CHAINS, INNER_CHAINS):
             continue
-        for table, chain, parent, match in _CHAINS:
-            _run(tool, "-w", "-t", table, "-N", chain)  # exists already: harmless failure
-            rule = [*match, "-j", chain]
-            if _run(tool, "-w", "-t", table, "-C", parent, *rule).returncode != 0:
-                _run(tool, "-w", "-t", table, "-I", parent, "1", *rule)
-        for table, chain, parent in _INNER_CHAINS:
-            _run(tool, "-w", "-t", table, "-N", chain)
-            if _run(tool, "-w", "-t", table, "-C", parent, "-j", chain).returncode != 0:
-                _run(tool, "-w", "-t", table, "-A", parent, "-j", chain)
         for table, chain, rule in (
             ("filter", "FLANNEL-FWD", ["-s", cidr, "-m", "comment", "--comment", "flanneld forward", "-j", "ACCEPT"]),
             ("nat", "FLANNEL-POSTRTG", ["-s", cidr, "-d", cidr, "-m", "comment", "--comment", "flanneld masq",
                                         "-j", "RETURN"]),
         ):
-            if _run(tool, "-w", "-t", table, "-C", chain, *rule).returncode != 0:
-                _run(tool, "-w", "-t", table, "-A", chain, *rule)
+            if run(tool, "-w", "-t", table, "-C", chain, *rule).returncode != 0:
+                run(tool, "-w", "-t", table, "-A", chain, *rule)
 
 
 def _shim(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from . import addons, host, klog, manifests, pki, preflight, versions
+from . import addons, host, hostnet, klog, manifests, pki, preflight, versions
 from . import etcd as etcdc
 from .client import Api, ApiError
 from .config import (
@@ -1201,15 +1201,23 @@ def cmd_reset(flags: Flags) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             raise Fail("aborted reset operation")
-    out("[preflight] Running pre-flight checks")
-    result = preflight.Result()
-    preflight.check_root(result)
-    try:
-        preflight.report(result, _ignored(flags, Config()))
-    except preflight.PreflightError as exc:
-        raise Fail(f"error execution phase preflight: {exc}", exc.code) from exc
+    # reset's phases are preflight, remove-etcd-member and cleanup-node; --skip-phases leaves any of them out.
+    skip = {p for v in flags.values.get("skip-phases", []) for p in v.split(",") if p}
+    unknown = skip - {"preflight", "remove-etcd-member", "cleanup-node"}
+    if unknown:
+        raise Fail(f'error execution phase: phase "{sorted(unknown)[0]}" does not exist')
+    if "preflight" not in skip:
+        out("[preflight] Running pre-flight checks")
+        result = preflight.Result()
+        preflight.check_root(result)
+        try:
+            preflight.report(result, _ignored(flags, Config()))
+        except preflight.PreflightError as exc:
+            raise Fail(f"error execution phase preflight: {exc}", exc.code) from exc
     etcd_manifest = host.path(f"{MANIFESTS}/etcd.yaml")
-    if etcd_manifest.exists():
+    if "remove-etcd-member" in skip:
+        pass
+    elif etcd_manifest.exists():
         data_dir = "/var/lib/etcd"
         try:
             pod = yaml.safe_load(etcd_manifest.read_text())
@@ -1227,10 +1235,13 @@ def cmd_reset(flags: Flags) -> int:
     else:
         out("[reset] No etcd config found. Assuming external etcd")
         out("[reset] Please, manually reset etcd to prevent further issues")
+    if "cleanup-node" in skip:
+        return 0
     out("[reset] Stopping the kubelet service")
     host.systemctl("stop", "kubelet")
     out('[reset] Unmounting mounted directories in "/var/lib/kubelet"')
     pods.stop_all()
+    hostnet.unmount_kubelet_dir()
     dirs = [MANIFESTS, "/var/lib/kubelet", PKI_DIR] + (["/etc/kubernetes/tmp"] if flags.on("cleanup-tmp-dir") else [])
     out(f"[reset] Deleting contents of directories: [{' '.join(dirs)}]")
     for d in dirs:

@@ -15,7 +15,9 @@ Started by systemd (``kubelet.service`` + kubeadm's drop-in). Refuses like the r
 * does the install work of the CNI DaemonSets that select this node (flannel: ``10-flannel.conflist`` from the
   ``kube-flannel-cfg`` ConfigMap, refused with flannel's error when ``net-conf.json`` ``Network`` does not contain
   the node's ``podCIDR``; Calico and Cilium likewise from their pool CIDR), and reports which DaemonSets run ready
-  here in the annotation ``kube-standin.lab/ready-daemonsets`` (read by the stand-in controller-manager).
+  here in the annotation ``kube-standin.lab/ready-daemonsets`` (read by the stand-in controller-manager);
+* on a lab host, leaves what kube-proxy and the CNI would leave: chains, interfaces, a pod network namespace and
+  volume mount (``hostnet``), so that reset is tested against real leftovers.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from . import cri, host, klog, pki, pods, versions
+from . import cri, host, hostnet, klog, pki, pods, versions
 from .client import Api, ApiError
 
 Json = dict[str, Any]
@@ -268,8 +270,12 @@ class Kubelet:
                     klog.error("main.go", f"{kind}: {problem}")
                 self.cni_error = problem
                 ok = not problem
+                if ok:
+                    hostnet.cni(kind, pod_cidr)
             elif not (ds["spec"]["template"].get("spec") or {}).get("hostNetwork"):
                 ok = network_ready
+            elif name == "kube-proxy":
+                hostnet.kube_proxy(self.node_name)
             if ok:
                 ready_ds.append(f"{ns}/{name}")
         value = ",".join(sorted(ready_ds))

@@ -1,12 +1,14 @@
 #!/usr/bin/python
-"""Ansible module: remove what a K3s node leaves on its host outside its own files, without touching anything else.
+"""Ansible module: remove what a Kubernetes node (K3s or kubeadm) leaves on its host outside its own files, without
+touching anything else.
 
-Stopping K3s's unit leaves containerd shims running (the unit has KillMode=process), pod network namespaces,
-tmpfs/overlay mounts under the data and run directories, the flannel/CNI interfaces and the KUBE-*, CNI-* and
-FLANNEL-* iptables chains. This module removes exactly those, in an order that works (processes, namespaces,
-mounts, interfaces, firewall), and reports each action. Firewall rules are removed with one
-`iptables-restore --noflush` script per tool that deletes only the rules jumping to K3s chains and then those
-chains: unrelated rules (and so the SSH session) are never flushed. Supports check mode.
+Stopping the node's services leaves containerd shims running (K3s's unit has KillMode=process), pod network
+namespaces, tmpfs/overlay mounts under the data and run directories, the CNI's interfaces (flannel, Calico, Cilium)
+and the iptables chains of kube-proxy and the CNI (KUBE-*, CNI-*, FLANNEL-*, cali-*, CILIUM_*). This module removes
+exactly those the caller names, in an order that works (processes, namespaces, mounts, interfaces, firewall), and
+reports each action. Firewall rules are removed with one `iptables-restore --noflush` script per tool that deletes
+only the rules jumping to the cluster's chains and then those chains: unrelated rules (and so the SSH session) are
+never flushed. Supports check mode. Used by the k3s_reset and kubeadm_reset roles through node_prep's cleanup.yml.
 """
 
 from __future__ import annotations
@@ -23,20 +25,21 @@ from pathlib import Path
 from typing import Any
 
 DOCUMENTATION = r"""
-module: k3s_host_cleanup
-short_description: Remove K3s's processes, pod namespaces, mounts, interfaces and firewall chains from a host
+module: node_cleanup
+short_description: Remove a cluster's processes, pod namespaces, mounts, interfaces and firewall chains from a host
 description:
-  - Kills processes started from the K3s data directory or left in the K3s units' cgroups.
+  - Kills processes started from the data directory or left in the named units' cgroups.
   - Deletes C(cni-*) network namespaces, unmounts everything under I(mount_roots), deletes I(interfaces) and the
     veth devices attached to C(cni0), and removes iptables/ip6tables chains named with I(chain_prefixes) together
     with the rules that jump to them. Nothing else is flushed.
 options:
-  data_dir: {type: path, required: true, description: The K3s data directory.}
+  data_dir: {type: path, required: true, description: Processes whose executable lies below it are leftovers.}
   units: {type: list, elements: str, required: true, description: Unit names whose cgroups may hold leftovers.}
   mount_roots: {type: list, elements: path, required: true, description: Directories whose mounts are removed.}
   interfaces: {type: list, elements: str, required: true, description: Interface names to delete when present.}
-  chain_prefixes: {type: list, elements: str, required: true, description: Prefixes of K3s's iptables chains.}
-  rule_comments: {type: list, elements: str, default: [], description: Comment prefixes marking K3s rules.}
+  chain_prefixes: {type: list, elements: str, required: true, description: Prefixes of the cluster's iptables chains.}
+  rule_comments: {type: list, elements: str, default: [], description: Comment prefixes marking the cluster's rules.}
+  product: {type: str, default: K3s, description: What the node ran, for the action lines.}
 author: provision
 """
 
@@ -54,10 +57,10 @@ _MOUNTINFO_MIN_FIELDS = 5
 
 # ---------------------------------------------------------------------------------------------- firewall (pure)
 def firewall_script(save_text: str, prefixes: list[str], comments: list[str] | None = None) -> str:
-    """An iptables-restore --noflush script removing K3s chains and the rules pointing at them; '' if none.
+    """An iptables-restore --noflush script removing the cluster's chains and the rules pointing at them; '' if none.
 
-    Per table: delete every rule outside a K3s chain that jumps (-j/-g) to a K3s chain or whose comment starts
-    with one of `comments`; then flush all K3s chains, then delete them (flush first: they reference each other).
+    Per table: delete every rule outside a cluster chain that jumps (-j/-g) to a cluster chain or whose comment starts
+    with one of `comments`; then flush all cluster chains, then delete them (flush first: they reference each other).
     """
     comments = comments or []
     out: list[str] = []
@@ -70,7 +73,7 @@ def firewall_script(save_text: str, prefixes: list[str], comments: list[str] | N
 
     def flush_table() -> None:
         own = [c for c in chains if ours(c)]
-        deletes = [line for chain, args, line in rules if not ours(chain) and _points_at_k3s(args, ours, comments)]
+        deletes = [line for chain, args, line in rules if not ours(chain) and _points_at_cluster(args, ours, comments)]
         if not own and not deletes:
             return
         out.append(f"*{table}")
@@ -96,7 +99,7 @@ def firewall_script(save_text: str, prefixes: list[str], comments: list[str] | N
     return "\n".join(out) + "\n" if out else ""
 
 
-def _points_at_k3s(args: list[str], ours: Callable[[str], bool], comments: list[str]) -> bool:
+def _points_at_cluster(args: list[str], ours: Callable[[str], bool], comments: list[str]) -> bool:
     for index, word in enumerate(args[:-1]):
         if _JUMP.match(word) and ours(args[index + 1]):
             return True
@@ -209,7 +212,7 @@ class _Cleanup:
     def processes(self) -> None:
         pids = _leftover_pids(str(self.params["data_dir"]), list(self.params["units"]))
         if pids:
-            self.actions.append(f"kill {len(pids)} leftover K3s process(es)")
+            self.actions.append(f"kill {len(pids)} leftover {self.params.get('product') or 'K3s'} process(es)")
             if not self.check:
                 _kill(pids)
 
@@ -258,7 +261,8 @@ class _Cleanup:
             if not script:
                 continue
             count = sum(1 for line in script.splitlines() if line.startswith(("-D", "-X")))
-            self.actions.append(f"{save.replace('-save', '')}: remove {count} K3s rule(s)/chain(s)")
+            product = self.params.get("product") or "K3s"
+            self.actions.append(f"{save.replace('-save', '')}: remove {count} {product} rule(s)/chain(s)")
             if self.check:
                 continue
             result = _run([restore, "--noflush", "--wait"], stdin=script)
@@ -287,6 +291,7 @@ def main() -> None:
             "interfaces": {"type": "list", "elements": "str", "required": True},
             "chain_prefixes": {"type": "list", "elements": "str", "required": True},
             "rule_comments": {"type": "list", "elements": "str", "default": []},
+            "product": {"type": "str", "default": "K3s"},
         },
         supports_check_mode=True,
     )
