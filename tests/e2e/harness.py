@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ def unit_invocation(lab: Lab, host: str, unit: str) -> str:
 
 # ------------------------------------------------------------------------------------- host snapshots, reports
 SNAPSHOT_SCRIPT = Path(__file__).resolve().parents[1] / "lab" / "host_snapshot.sh"
+# What changes when a lab host's container restarts, whatever the product did: Docker's embedded DNS (127.0.0.11)
+# listens on new ports with new DNAT rules, and the lab's one-shot host-key unit is inactive after a restart.
+LAB_RESTART_NOISE = re.compile(r"127\.0\.0\.11|^ssh-hostkeys\.service (active|inactive) ")
 
 
 def snapshot(lab: Lab, host: str) -> dict[str, list[str]]:
@@ -124,7 +128,7 @@ def snapshot(lab: Lab, host: str) -> dict[str, list[str]]:
     for line in out.splitlines():
         if line.startswith("## "):
             current = sections.setdefault(line[3:].strip(), [])
-        elif line.strip():
+        elif line.strip() and not LAB_RESTART_NOISE.search(line):
             current.append(line)
     return sections
 

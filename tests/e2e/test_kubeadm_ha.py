@@ -3,7 +3,8 @@ hosts over real SSH with Debian's real containerd and etcd, and the kubeadm/kube
 
 The joining control planes go through kubeadm's control-plane join: the certificates come from the kubeadm-certs
 Secret under the certificate key, each adds a real etcd member. Then one control plane goes down and the others keep
-serving (etcd keeps its quorum with 2 of 3 members); it comes back, and `kubeadm reset -f` takes its member out."""
+serving (etcd keeps its quorum with 2 of 3 members); it comes back, and `provision remove-node` takes it out of the
+cluster and etcd and leaves its host as it was before up."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import LabCluster, node_ready
+from tests.e2e.harness import LabCluster, diff, node_ready, snapshot
 from tests.lab.lab import HostSpec, Lab
 
 pytestmark = pytest.mark.lab
@@ -50,7 +51,10 @@ def api_nodes(cluster: LabCluster, host: str, timeout: float = 60) -> set[str]:
         time.sleep(2)
 
 
-def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down(cluster: LabCluster) -> None:
+def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_one_removed(
+    cluster: LabCluster,
+) -> None:
+    before_cp3 = snapshot(cluster.lab, "cp3")
     first = cluster.up()
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
     all_nodes = {*CONTROL_PLANES, "w1"}
@@ -84,12 +88,15 @@ def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down(clust
                            "configmap", "ha-probe", "-o", "jsonpath={.data.written}")
     assert read.returncode == 0 and read.stdout == "through-cp2", read.stderr
 
-    # cp3 comes back (its kubelet starts the static pods again, etcd rejoins); kubeadm reset removes its member.
+    # cp3 comes back (its kubelet starts the static pods again, etcd rejoins). `provision remove-node cp3` drains it,
+    # takes its etcd member out from its own host while the other two serve, resets the host to what it was before
+    # up and deletes its node; etcd keeps a quorum throughout.
     cluster.lab.start("cp3")
     assert api_nodes(cluster, "cp3", timeout=120) == all_nodes
-    reset = cluster.lab.exec("cp3", "kubeadm reset -f", timeout=300)
-    assert reset.returncode == 0, reset.stderr
-    assert "[reset] Deleted contents of the etcd data directory: /var/lib/etcd" in reset.stdout
-    assert "Failed to remove etcd member" not in reset.stderr
+    removed = cluster.provision("remove-node", "cp3", "--yes", "--json", "--known-hosts", str(cluster.lab.known_hosts))
+    assert removed.rc == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
+    assert "2 etcd members remain" in " ".join(json.loads(removed.stdout)["hosts"]["cp3"]["removal"]["notes"])
     assert sorted(m["name"] for m in etcd_members(cluster, "cp1")) == ["cp1", "cp2"]
-    assert api_nodes(cluster, "cp2") == all_nodes
+    assert api_nodes(cluster, "cp2") == all_nodes - {"cp3"}
+    changes = diff(before_cp3, snapshot(cluster.lab, "cp3"))
+    assert changes == {}, changes
