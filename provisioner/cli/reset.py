@@ -3,7 +3,7 @@ the cluster from the kubeconfig.
 
 Hosts end as they were before `up`, except for prerequisite packages (listed in the report). Only the cluster's
 own firewall chains go; the SSH session is never cut. A full reset also drops the cluster's context from the user's
-kubeconfig and the fetched kubeconfig and membership record from the state directory.
+kubeconfig and the fetched kubeconfig, membership record and record of fixed settings from the state directory.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         removed_context = kubeconfig.remove_context(target, cluster.name)
         session.state.kubeconfig.unlink(missing_ok=True)
         (session.state.root / MEMBERS_FILE).unlink(missing_ok=True)
+        # The cluster is gone, and with it what it fixed: the next `up` builds a new one from the inventory.
+        (session.state.root / session.flavor.recorded_settings.file_name).unlink(missing_ok=True)
         if removed_context:
             reporter.info(f"kubeconfig: context {cluster.name!r} removed from {target}")
     elif result.ok:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase
+from provisioner.phases.settings import RecordedSettings
 from provisioner.probe import SshSettings
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Flavor(Protocol):
     name: str
     product: str  # what the user sees it install: "K3s"
     commands: frozenset[str]  # the `provision` commands built for it; others are refused before any host is asked
+    recorded_settings: RecordedSettings  # fixed once the cluster runs; recorded by `up`, forgotten by a whole `reset`
 
     def secret_extravars(self, secrets: SecretFiles) -> Mapping[str, str]:
         """Extra vars every playbook gets for the secret files the user exported (paths only)."""

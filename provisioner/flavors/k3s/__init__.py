@@ -33,6 +33,7 @@ _BACKUP_KINDS = {"sqlite": "state.db", "etcd-snapshot": "etcd-snapshot"}
 class K3sFlavor:
     name = "k3s"
     product = "K3s"
+    recorded_settings = CRITICAL_SETTINGS
     commands = frozenset({"up", "status", "upgrade", "backup", "restore", "reset", "remove-node"})
 
     def __init__(self, options: FlavorOptions) -> None:

@@ -38,6 +38,7 @@ def _not_built(command: str) -> UsageError:
 class KubeadmFlavor:
     name = "kubeadm"
     product = "Kubernetes (kubeadm)"
+    recorded_settings = FIXED_SETTINGS
     commands = frozenset({"up", "status", "reset", "remove-node"})
 
     def __init__(self, options: FlavorOptions) -> None:
