@@ -53,6 +53,7 @@ CLUSTER_VARS = (
     "kubeadm_etcd_ca_file",
     "kubeadm_etcd_cert_file",
     "kubeadm_etcd_key_file",
+    "kubeadm_reset_keep_packages",
 )
 
 

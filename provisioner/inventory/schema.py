@@ -150,6 +150,10 @@ def _kubeadm_variables() -> dict[str, Any]:
         "kubeadm_etcd_ca_file": path,
         "kubeadm_etcd_cert_file": path,
         "kubeadm_etcd_key_file": path,
+        "kubeadm_reset_keep_packages": {
+            "type": "boolean",
+            "description": "reset keeps kubeadm, kubelet, kubectl, the kubelet unit and the apt repository",
+        },
     }
 
 
