@@ -27,6 +27,7 @@ import pytest
 
 from tests.lab.lab import Lab
 from tests.standin.datastore_servers import (
+    TestPKI,
     _chown_tree,
     _find_binary,
     _popen,
@@ -69,6 +70,8 @@ class LabDatastore:
     user: str = "k3s"
     password: str = field(default="", repr=False)
     database: str = "kubernetes"
+    # etcd over TLS with client certificates: the CA and a client certificate/key (PEM files on this machine).
+    tls: tuple[Path, Path, Path] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -77,7 +80,7 @@ class LabDatastore:
             return f"postgres://{self.user}@{self.address}:{self.port}/{self.database}?sslmode=disable"
         if self.kind == "mysql":
             return f"mysql://{self.user}@tcp({self.address}:{self.port})/{self.database}"
-        return f"http://{self.address}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.address}:{self.port}"
 
     def kine_rows(self) -> int:
         """Rows in kine's table: proof that K3s keeps its state in this datastore."""
@@ -108,8 +111,14 @@ class LabDatastore:
 
         body = json.dumps({"key": base64.b64encode(b"\0").decode(), "range_end": base64.b64encode(b"\0").decode(),
                            "keys_only": True}).encode()
-        request = urllib.request.Request(f"http://{self.address}:{self.port}/v3/kv/range", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - our own etcd
+        request = urllib.request.Request(f"{self.endpoint}/v3/kv/range", data=body, method="POST")  # noqa: S310
+        context = None
+        if self.tls:
+            import ssl
+
+            context = ssl.create_default_context(cafile=str(self.tls[0]))
+            context.load_cert_chain(str(self.tls[1]), str(self.tls[2]))
+        with urllib.request.urlopen(request, timeout=5, context=context) as resp:  # noqa: S310 - our own etcd
             kvs = json.loads(resp.read()).get("kvs", [])
         return [base64.b64decode(kv["key"]).decode("utf-8", "replace") for kv in kvs]
 
@@ -186,23 +195,33 @@ def mariadb_on(address: str) -> Iterator[LabDatastore]:
 
 
 @contextlib.contextmanager
-def etcd_on(address: str, workdir: Path) -> Iterator[LabDatastore]:
+def etcd_on(address: str, workdir: Path, pki: TestPKI | None = None) -> Iterator[LabDatastore]:
+    """Debian's etcd on the gateway address; with `pki`, over TLS requiring a client certificate of that CA (the
+    datastore's `tls` then names the CA and a client certificate for the tests and the product)."""
     etcd = _find_binary(["/usr/bin/etcd"])
     if etcd is None:
         pytest.skip("etcd binary not found (apt-get install etcd-server)")
     workdir.mkdir(parents=True, exist_ok=True)
     port, peer_port = free_port(address), free_port("127.0.0.1")
-    client_url, peer_url = f"http://{address}:{port}", f"http://127.0.0.1:{peer_port}"
+    scheme = "https" if pki else "http"
+    client_url, peer_url = f"{scheme}://{address}:{port}", f"http://127.0.0.1:{peer_port}"
     args = [
         etcd, "--name", "ha", "--data-dir", str(workdir / "data"),
         "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
         "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
         "--initial-cluster", f"ha={peer_url}", "--initial-cluster-state", "new",
     ]  # fmt: skip
+    tls = None
+    if pki is not None:
+        server_cert, server_key = pki.issue("etcd-server", ips=(address, "127.0.0.1"))
+        client_cert, client_key = pki.issue("etcd-client")
+        args += ["--cert-file", str(server_cert), "--key-file", str(server_key), "--client-cert-auth",
+                 "--trusted-ca-file", str(pki.ca_cert)]
+        tls = (pki.ca_cert, client_cert, client_key)
     with (workdir / "etcd.log").open("ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_for_port(port, proc, address=address)
-        yield LabDatastore("etcd", address, port)
+        yield LabDatastore("etcd", address, port, tls=tls)
     finally:
         stop_process(proc)

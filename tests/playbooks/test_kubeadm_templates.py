@@ -42,3 +42,22 @@ def test_a_control_plane_advertises_its_address_only_when_known() -> None:
     assert known["controlPlane"] == {"certificateKey": "k" * 64, "localAPIEndpoint": {"advertiseAddress": "10.0.0.5"}}
     assert unknown["controlPlane"] == {"certificateKey": "k" * 64}
     assert "kubeletExtraArgs" not in unknown["nodeRegistration"]  # type: ignore[operator]
+
+
+def cluster(etcd: str, endpoints: list[str]) -> dict[str, object]:
+    text = ENV.get_template("cluster.yaml.j2").render(
+        _kubeadm_config_api="kubeadm.k8s.io/v1beta3", kubeadm_version="v1.30.2", kubeadm_cluster_name="edge",
+        _kubeadm_endpoint="10.0.0.1:6443", kubeadm_pod_subnet="10.244.0.0/16", kubeadm_service_subnet="10.96.0.0/12",
+        kubeadm_dns_domain="cluster.local", kubeadm_api_endpoint="10.0.0.1", kubeadm_etcd=etcd,
+        kubeadm_etcd_endpoints=endpoints,
+        _kubeadm_etcd_external={"ca": "/pki/etcd/ca.crt", "cert": "/pki/client.crt", "key": "/pki/client.key"},
+    )
+    return dict(next(yaml.safe_load_all(text)))
+
+
+def test_etcd_is_stacked_by_default_and_external_names_the_endpoints_and_client_files() -> None:
+    assert cluster("stacked", [])["etcd"] == {"local": {"dataDir": "/var/lib/etcd"}}
+    external = cluster("external", ["https://10.0.0.21:2379", "https://10.0.0.22:2379"])
+    assert external["etcd"] == {"external": {
+        "endpoints": ["https://10.0.0.21:2379", "https://10.0.0.22:2379"],
+        "caFile": "/pki/etcd/ca.crt", "certFile": "/pki/client.crt", "keyFile": "/pki/client.key"}}

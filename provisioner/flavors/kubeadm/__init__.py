@@ -84,7 +84,19 @@ class KubeadmFlavor:
             raise UsageError(
                 "--token-file is a K3s setting; kubeadm clusters use short-lived bootstrap tokens made during the run"
             )
-        return {"kubeadm_kubeconfig_dest": str(session.state.kubeconfig), "provision_flavor": self.name}
+        extravars: dict[str, Any] = {
+            "kubeadm_kubeconfig_dest": str(session.state.kubeconfig),
+            "provision_flavor": self.name,
+        }
+        etcd = session.cluster.kubeadm.etcd
+        if etcd is not None:
+            # Resolved from the inventory's folder by the loader; the role copies them from this machine.
+            extravars |= {
+                "kubeadm_etcd_ca_file": str(etcd.ca_file),
+                "kubeadm_etcd_cert_file": str(etcd.cert_file),
+                "kubeadm_etcd_key_file": str(etcd.key_file),
+            }
+        return extravars
 
     # ------------------------------------------------------------------------------------------ day 2
     def node_list_playbook(self) -> str:
