@@ -2,9 +2,10 @@
 hosts over real SSH with Debian's real containerd and etcd, and the kubeadm/kubelet stand-ins (tests/standin).
 
 The joining control planes go through kubeadm's control-plane join: the certificates come from the kubeadm-certs
-Secret under the certificate key, each adds a real etcd member. Then one control plane goes down and the others keep
-serving (etcd keeps its quorum with 2 of 3 members); it comes back, and `provision remove-node` takes it out of the
-cluster and etcd and leaves its host as it was before up."""
+Secret under the certificate key, each adds a real etcd member. Everything goes through a keepalived VIP. The control
+plane holding it goes down and the others keep serving through it (etcd keeps its quorum with 2 of 3 members, the VIP
+moves); it comes back, and `provision remove-node` takes cp3 out of the cluster and etcd and leaves its host as it
+was before up."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import LabCluster, diff, node_ready, snapshot
+from tests.ha.harness import vip_for, vip_holder, wait_until
 from tests.lab.lab import HostSpec, Lab
 
 pytestmark = pytest.mark.lab
@@ -31,7 +33,13 @@ ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/e
 def cluster(make_lab: Callable[..., Lab], tmp_path: Path) -> LabCluster:
     # kubeadm wants 2 CPUs and 1700 MB on every control plane (init and control-plane join both check).
     lab = make_lab([*(HostSpec(cp, cpus=2, memory_mb=2048) for cp in CONTROL_PLANES), "w1"])
-    return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=["w1"], flavor="kubeadm")
+    return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=["w1"], flavor="kubeadm",
+                      extra_vars={"keepalived_vip_address": vip_for(lab)})
+
+
+def api_answers(cluster: LabCluster) -> bool:
+    """kubectl through the kubeconfig (server = the VIP) gets the node list."""
+    return cluster.kubectl("get", "nodes", "-o", "name", "--request-timeout=4s").returncode == 0
 
 
 def etcd_members(cluster: LabCluster, host: str) -> list[dict[str, Any]]:
@@ -77,22 +85,34 @@ def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_o
     for cp in CONTROL_PLANES:
         assert api_nodes(cluster, cp) == all_nodes, cp
 
-    # cp3 goes down: etcd keeps its quorum, cp1 and cp2 still answer, and a write through one is read through the other.
-    cluster.lab.stop("cp3")
-    for cp in ("cp1", "cp2"):
-        assert api_nodes(cluster, cp) == all_nodes, cp
-    made = cluster.kubectl("--server", f"https://{cluster.lab.ip('cp2')}:6443", "--namespace", "default", "create",
-                           "configmap", "ha-probe", "--from-literal=written=through-cp2")
-    assert made.returncode == 0, made.stderr
-    read = cluster.kubectl("--server", f"https://{cluster.lab.ip('cp1')}:6443", "--namespace", "default", "get",
-                           "configmap", "ha-probe", "-o", "jsonpath={.data.written}")
-    assert read.returncode == 0 and read.stdout == "through-cp2", read.stderr
+    # Everything goes through the keepalived VIP: kubeadm's controlPlaneEndpoint, the joins, the kubeconfig.
+    vip = cluster.extra_vars["keepalived_vip_address"]
+    assert next(c for c in cluster.kubeconfig_data()["clusters"] if c["name"] == "lab")["cluster"]["server"] == (
+        f"https://{vip}:6443")
+    kubelet_conf = cluster.lab.exec("w1", "cat /etc/kubernetes/kubelet.conf", check=True).stdout
+    assert f"server: https://{vip}:6443" in kubelet_conf
 
-    # cp3 comes back (its kubelet starts the static pods again, etcd rejoins). `provision remove-node cp3` drains it,
-    # takes its etcd member out from its own host while the other two serve, resets the host to what it was before
-    # up and deletes its node; etcd keeps a quorum throughout.
-    cluster.lab.start("cp3")
-    assert api_nodes(cluster, "cp3", timeout=120) == all_nodes
+    # The control plane holding the VIP goes down: etcd keeps its quorum, the VIP moves, the API answers through it,
+    # and a write through one survivor is read through the other.
+    holder = vip_holder(cluster.lab, CONTROL_PLANES, vip)
+    assert holder is not None
+    cluster.lab.stop(holder)
+    survivors = [cp for cp in CONTROL_PLANES if cp != holder]
+    moved = wait_until(lambda: vip_holder(cluster.lab, survivors, vip) is not None and api_answers(cluster), 60)
+    assert moved is not None, "the VIP did not move, or the API did not answer through it"
+    for cp in survivors:
+        assert api_nodes(cluster, cp) == all_nodes, cp
+    made = cluster.kubectl("--server", f"https://{cluster.lab.ip(survivors[0])}:6443", "--namespace", "default",
+                           "create", "configmap", "ha-probe", "--from-literal=written=through-one")
+    assert made.returncode == 0, made.stderr
+    read = cluster.kubectl("--namespace", "default", "get", "configmap", "ha-probe", "-o", "jsonpath={.data.written}")
+    assert read.returncode == 0 and read.stdout == "through-one", read.stderr
+    cluster.lab.start(holder)
+    assert api_nodes(cluster, holder, timeout=120) == all_nodes
+
+    # `provision remove-node cp3` drains it, takes its etcd member out from its own host while the other two serve,
+    # resets the host to what it was before up (keepalived stopped, its files gone) and deletes its node; etcd keeps
+    # a quorum throughout.
     removed = cluster.provision("remove-node", "cp3", "--yes", "--json", "--known-hosts", str(cluster.lab.known_hosts))
     assert removed.rc == 0, removed.stdout[-3000:] + removed.stderr[-3000:]
     assert "2 etcd members remain" in " ".join(json.loads(removed.stdout)["hosts"]["cp3"]["removal"]["notes"])
