@@ -103,6 +103,7 @@ ROLE_TUNABLES = (
     "keepalived_vip_check_ca",
     "keepalived_vip_check_cert",
     "keepalived_vip_check_key",
+    "keepalived_vip_check_server_name",
     "keepalived_vip_install_packages",
     "kube_vip_address",
     "kube_vip_interface",

@@ -317,7 +317,9 @@ def run(argv: list[str]) -> int:
             klog.warning("logging.go", f'[core] [Channel #1 SubChannel #2] grpc: addrConn.createTransport failed to '
                          f'connect to {{Addr: "{flags["etcd-servers"]}"}}. Err: {exc}')
             time.sleep(2)
-    bind = flags.get("bind-address") or flags.get("advertise-address") or "0.0.0.0"  # noqa: S104
+    # Like kube-apiserver: --bind-address, default all interfaces (kubeadm's manifest sets only --advertise-address,
+    # so the API answers on 127.0.0.1 too, which load-balancer health checks rely on).
+    bind = flags.get("bind-address") or "0.0.0.0"  # noqa: S104
     if bind == "0.0.0.0":  # noqa: S104 - kube-apiserver's default is all interfaces
         bind = "::" if ":" in flags.get("advertise-address", "") else "0.0.0.0"  # noqa: S104
     cluster = Cluster(store=store, tls_dir=__import__("pathlib").Path("/nonexistent"), server_password="",
