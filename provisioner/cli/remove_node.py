@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     what = "drain, reset the host and delete the node" if plan.reset_host else "drain and delete the node ONLY"
     if plan.etcd_member:
         what += " (its etcd member is removed with it)"
+    # The flavor may refuse this removal (kubeadm: an unreachable control plane); it says so before anyone is asked.
+    step = session.flavor.removal_step(plan)
     if not plan.reset_host:
         reporter.warn(f"{plan.host} is unreachable: it is removed from the cluster only; its files stay on it")
     confirm(args, f"Remove {plan.role} {plan.host} from cluster {session.cluster.name!r}: {what}?")
     report = RunReport(command="remove-node", cluster=session.cluster.name, inventory=str(session.inventory))
     phases = PhaseRun(session, report)
-    step = session.flavor.removal_step(plan)
     result = phases.run(
         "remove-node",
         f"{step.title}: {what}",
