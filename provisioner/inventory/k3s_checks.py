@@ -236,61 +236,6 @@ def check_artifact_dir(report: Report, value: object, base: Path, *, version: ob
     return path
 
 
-def check_registries(report: Report, value: object) -> None:
-    """registries.yaml content: a mapping with mirrors and/or configs."""
-    if not isinstance(value, Mapping):
-        report.error("k3s_registries", "must be a mapping with mirrors and/or configs", "see docs/inventory.md")
-        return
-    unknown = [k for k in value if k not in ("mirrors", "configs")]
-    for key in unknown:
-        report.error(
-            ("k3s_registries", str(key)),
-            f"unknown key{_did_you_mean(str(key), ['mirrors', 'configs'])}",
-            "registries.yaml holds only mirrors and configs",
-        )
-    if "mirrors" not in value and "configs" not in value:
-        report.error("k3s_registries", "has neither mirrors nor configs", "add mirrors and/or configs, or remove it")
-    _check_registry_section(report, value.get("mirrors"), "mirrors", ("endpoint", "rewrite"))
-    _check_registry_section(report, value.get("configs"), "configs", ("auth", "tls"))
-
-
-def _check_registry_section(report: Report, section: object, name: str, allowed: tuple[str, ...]) -> None:
-    if section is None:
-        return
-    if not isinstance(section, Mapping):
-        report.error(
-            ("k3s_registries", name), "must be a mapping of registry name -> settings", "see docs/inventory.md"
-        )
-        return
-    for registry, settings in section.items():
-        path: VarPath = ("k3s_registries", name, str(registry))
-        if not isinstance(settings, Mapping):
-            report.error(path, f"must be a mapping with {' and/or '.join(allowed)}", "see docs/inventory.md")
-            continue
-        for key in settings:
-            if key not in allowed:
-                report.error(
-                    (*path, str(key)),
-                    f"unknown key{_did_you_mean(str(key), list(allowed))}",
-                    f"use {', '.join(allowed)}",
-                )
-        if name == "mirrors":
-            _check_endpoints(report, settings.get("endpoint"), (*path, "endpoint"))
-
-
-def _check_endpoints(report: Report, endpoints: object, path: VarPath) -> None:
-    if endpoints is None:
-        return
-    if not isinstance(endpoints, list):
-        report.error(path, "must be a list of URLs", 'write endpoint: ["https://registry.example:5000"]')
-        return
-    for number, endpoint in enumerate(endpoints):
-        if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
-            report.error(
-                (*path, number), f"{endpoint!r} is not an http(s) URL", "write e.g. https://registry.example:5000"
-            )
-
-
 def _did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provisioner.grammar import kubeadm_version
+from provisioner.inventory import registries
 from provisioner.inventory.model import (
     DEFAULT_KUBEADM_APT_URL,
     DEFAULT_KUBEADM_GITHUB_URL,
@@ -54,6 +55,7 @@ CLUSTER_VARS = (
     "kubeadm_etcd_cert_file",
     "kubeadm_etcd_key_file",
     "kubeadm_reset_keep_packages",
+    "kubeadm_registries",
 )
 
 
@@ -78,6 +80,8 @@ def read_settings(report: Report, ref: Mapping[str, Any], hosts: Sequence[Host],
     service = _network(report, "kubeadm_service_subnet", ref.get("kubeadm_service_subnet"), DEFAULT_SERVICE_SUBNET)
     _check_subnets(report, pod, service, hosts)
     etcd = _etcd(report, ref, base)
+    if ref.get("kubeadm_registries") is not None:
+        registries.check(report, "kubeadm_registries", ref["kubeadm_registries"], rewrite=False)
     _check_memory(report, hosts)
     return KubeadmSettings(
         version=version,

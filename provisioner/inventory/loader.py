@@ -15,6 +15,7 @@ import yaml
 
 from provisioner.errors import InventoryError, Problem
 from provisioner.inventory import host_checks, k3s_checks, kubeadm_checks
+from provisioner.inventory import registries as registries_checks
 from provisioner.inventory.ansible_source import (
     VAULTED,
     AnsibleParseError,
@@ -148,6 +149,8 @@ RENAMED_VARS = {
 }
 # Each flavor's own variables; those of the other flavor in an inventory are refused (they would be ignored).
 FLAVOR_PREFIXES = {"k3s": "k3s_", "kubeadm": "kubeadm_"}
+#: Settings both flavors take in the same format under their own prefix (a K3s inventory moved to kubeadm keeps them).
+SHARED_FORMAT = ("k3s_registries", "kubeadm_registries")
 _MIN_ETCD_SERVERS = 2  # one server uses SQLite; from two on, servers share embedded etcd
 
 
@@ -427,10 +430,12 @@ class _Builder:
             name = str(path[0])
             if name.startswith(foreign) and not name.startswith(own):
                 other = next(f for f, p in FLAVOR_PREFIXES.items() if name.startswith(p))
+                counterpart = own + name[len(FLAVOR_PREFIXES[other]):]
+                same = f"rename it {counterpart} (the same setting for {flavor}), " * (counterpart in SHARED_FORMAT)
                 self.report.error(
                     name,
                     f"is a {other} setting, but this inventory installs {flavor} (provision_flavor)",
-                    f"remove it, or set provision_flavor: {other} if this cluster is meant to run {other}",
+                    f"{same}remove it, or set provision_flavor: {other} if this cluster is meant to run {other}",
                     line=line,
                 )
 
@@ -456,7 +461,7 @@ class _Builder:
             )
         registries = ref.get("k3s_registries")
         if registries is not None:
-            k3s_checks.check_registries(report, registries)
+            registries_checks.check(report, "k3s_registries", registries, rewrite=True)
         server_config = self.server_config(ref, servers)
         agent_config = self.agent_configs(hosts)
         token = ref.get("k3s_token")

@@ -38,13 +38,13 @@ def _config_schema(command: Command) -> dict[str, Any]:
     }
 
 
-def _registries_schema() -> dict[str, Any]:
+def _registries_schema(description: str, *, rewrite: bool) -> dict[str, Any]:
+    mirror_keys: dict[str, Any] = {"endpoint": {"type": "array", "items": {"type": "string", "pattern": "^https?://"}}}
+    if rewrite:
+        mirror_keys["rewrite"] = {"type": "object", "additionalProperties": {"type": "string"}}
     mirror = {
         "type": "object",
-        "properties": {
-            "endpoint": {"type": "array", "items": {"type": "string", "pattern": "^https?://"}},
-            "rewrite": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
+        "properties": mirror_keys,
         "additionalProperties": False,
     }
     config = {
@@ -53,7 +53,7 @@ def _registries_schema() -> dict[str, Any]:
         "additionalProperties": False,
     }
     return {
-        "description": "content of /etc/rancher/k3s/registries.yaml, written on every node",
+        "description": description,
         "type": "object",
         "properties": {
             "mirrors": {"type": "object", "additionalProperties": mirror},
@@ -79,7 +79,8 @@ def _variables_schema() -> dict[str, Any]:
             "k3s_artifact_dir": {"type": "string", "minLength": 1},
             "k3s_airgap_images": {"type": "boolean", "description": "place the release's image archive on every node"},
             "k3s_airgap_images_format": {"enum": ["tar", "tar.gz", "tar.zst"]},
-            "k3s_registries": _registries_schema(),
+            "k3s_registries": _registries_schema("content of /etc/rancher/k3s/registries.yaml, written on every node",
+                                                 rewrite=True),
             "k3s_server_config": _config_schema("server"),
             "k3s_agent_config": _config_schema("agent"),
             "k3s_token": {
@@ -154,6 +155,9 @@ def _kubeadm_variables() -> dict[str, Any]:
             "type": "boolean",
             "description": "reset keeps kubeadm, kubelet, kubectl, the kubelet unit and the apt repository",
         },
+        "kubeadm_registries": _registries_schema(
+            "registry mirrors and auth/TLS in K3s's registries.yaml format (no rewrite), written as containerd's "
+            "certs.d/<registry>/hosts.toml files", rewrite=False),
     }
 
 

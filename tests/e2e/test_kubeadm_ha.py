@@ -1,4 +1,4 @@
-"""`provision up` of a highly available kubeadm cluster: three control planes with stacked etcd plus a worker, on lab
+"""`provision up` of a highly available kubeadm cluster: three control planes with stacked etcd plus two workers, on lab
 hosts over real SSH with Debian's real containerd and etcd, and the kubeadm/kubelet stand-ins (tests/standin).
 
 The joining control planes go through kubeadm's control-plane join: the certificates come from the kubeadm-certs
@@ -24,6 +24,7 @@ from tests.lab.lab import HostSpec, Lab
 pytestmark = pytest.mark.lab
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
+WORKERS = ("w1", "w2")
 ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
            "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
@@ -32,8 +33,8 @@ ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/e
 @pytest.fixture
 def cluster(make_lab: Callable[..., Lab], tmp_path: Path) -> LabCluster:
     # kubeadm wants 2 CPUs and 1700 MB on every control plane (init and control-plane join both check).
-    lab = make_lab([*(HostSpec(cp, cpus=2, memory_mb=2048) for cp in CONTROL_PLANES), "w1"])
-    return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=["w1"], flavor="kubeadm",
+    lab = make_lab([*(HostSpec(cp, cpus=2, memory_mb=2048) for cp in CONTROL_PLANES), *WORKERS])
+    return LabCluster(lab, tmp_path / "cluster", servers=CONTROL_PLANES, agents=list(WORKERS), flavor="kubeadm",
                       extra_vars={"keepalived_vip_address": vip_for(lab)})
 
 
@@ -65,7 +66,7 @@ def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_o
     before_cp3 = snapshot(cluster.lab, "cp3")
     first = cluster.up()
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    all_nodes = {*CONTROL_PLANES, "w1"}
+    all_nodes = {*CONTROL_PLANES, *WORKERS}
 
     # Every node Ready through real kubectl; every control plane labelled and tainted as one.
     nodes = cluster.nodes()
@@ -89,8 +90,9 @@ def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_o
     vip = cluster.extra_vars["keepalived_vip_address"]
     assert next(c for c in cluster.kubeconfig_data()["clusters"] if c["name"] == "lab")["cluster"]["server"] == (
         f"https://{vip}:6443")
-    kubelet_conf = cluster.lab.exec("w1", "cat /etc/kubernetes/kubelet.conf", check=True).stdout
-    assert f"server: https://{vip}:6443" in kubelet_conf
+    for worker in WORKERS:
+        kubelet_conf = cluster.lab.exec(worker, "cat /etc/kubernetes/kubelet.conf", check=True).stdout
+        assert f"server: https://{vip}:6443" in kubelet_conf, worker
 
     # The control plane holding the VIP goes down: etcd keeps its quorum, the VIP moves, the API answers through it,
     # and a write through one survivor is read through the other.

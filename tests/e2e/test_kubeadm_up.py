@@ -114,6 +114,22 @@ def assert_remove_worker_and_reset(cluster: LabCluster, before: dict[str, dict[s
     assert again.rc == 0 and again.changed_total() == 0, again.changed_by_host()
 
 
+def assert_unpinned_join_refused(cluster: LabCluster) -> None:
+    """w3's join pins a CA hash the endpoint does not serve: kubeadm join refuses at discovery, the run says why."""
+    lab = cluster.lab
+    pki = "/etc/kubernetes/pki"
+    lab.exec("cp1", f"cp -p {pki}/ca.crt /root/ca.crt.kept && cp {pki}/front-proxy-ca.crt {pki}/ca.crt", check=True)
+    unpinned = cluster.up()
+    lab.exec("cp1", f"cp -p /root/ca.crt.kept {pki}/ca.crt && rm /root/ca.crt.kept", check=True)
+    assert unpinned.rc != 0
+    text = unpinned.stdout + unpinned.stderr
+    assert "kubeadm join failed on w3 (exit 1)" in text, text[-4000:]
+    assert "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys" in text, text[-4000:]
+    assert "the API server at the endpoint serves a CA other than" in text, text[-4000:]
+    assert unpinned.changed_by_host().get("w1", 0) == 0 and unpinned.changed_by_host().get("w2", 0) == 0
+    assert "w3" not in cluster.nodes()
+
+
 def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_refusals_remove_node_and_reset(
     cluster: LabCluster,
 ) -> None:
@@ -157,9 +173,12 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_refusals_
     assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before_kubelet
 
     # A worker added to the inventory joins alone: the others are not touched, nothing restarts; the token and CA pin
-    # come from the first control plane by delegation.
+    # come from the first control plane by delegation. First the pin does not match what the endpoint serves (as when
+    # the endpoint leads to another cluster; here the CA file provision pins from is swapped for another CA): kubeadm
+    # join refuses at discovery and the run says why. Then, with the pin right, w3 joins.
     cluster.agents.append("w3")
     cluster.write_inventory()
+    assert_unpinned_join_refused(cluster)
     added = cluster.up()
     assert added.rc == 0, added.stdout[-4000:] + added.stderr[-4000:]
     changed = added.changed_by_host()
@@ -174,16 +193,23 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_refusals_
     assert_remove_worker_and_reset(cluster, before)
 
 
-def test_a_one_cpu_control_plane_is_refused_before_anything_changes(make_lab, tmp_path: Path) -> None:
-    lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048)])
-    cluster = LabCluster(lab, tmp_path / "small", servers=["cp1"], agents=[], flavor="kubeadm")
+def test_a_one_cpu_control_plane_and_a_worker_with_swap_are_refused_before_anything_changes(
+    make_lab, tmp_path: Path,
+) -> None:
+    # w1's swap is simulated (its /proc/swaps and /proc/meminfo say so; a container has no swap of its own), which
+    # is the case the probe refuses: inside a container, prepare could not turn it off and the kubelet would refuse.
+    lab = make_lab([HostSpec("cp1", cpus=1, memory_mb=2048), HostSpec("w1", simulated_swap_mb=512)])
+    cluster = LabCluster(lab, tmp_path / "small", servers=["cp1"], agents=["w1"], flavor="kubeadm")
     refused = cluster.up()
     assert refused.rc != 0
     details = refused.report["error"]["details"]
     assert any(line.startswith("cp1: cpus: kubeadm refuses a control-plane node with fewer than 2 CPUs") for line in
                details), details
+    assert any(line.startswith("w1: swap: swap is on (512 MB) and this host is a docker container") for line in
+               details), details
     assert "prepare" not in [p["name"] for p in refused.report["phases"]]  # refused before anything changed
-    assert cluster.lab.exec("cp1", "test -e /etc/kubernetes/provision || test -e /usr/bin/kubeadm").returncode == 1
+    for host in ("cp1", "w1"):
+        assert lab.exec(host, "test -e /etc/kubernetes/provision || test -e /usr/bin/kubeadm").returncode == 1
 
 
 def test_check_mode_on_fresh_hosts_reports_and_changes_nothing(make_lab, tmp_path: Path) -> None:

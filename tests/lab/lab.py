@@ -129,6 +129,10 @@ class HostSpec:
     #: kubeadm node needs: on the container's overlay root, containerd's overlayfs snapshotter loads but every layered
     #: mount fails ("not supported as upperdir").
     containerd_volume: bool = False
+    #: SIMULATED swap: /proc/swaps and /proc/meminfo of the host are replaced by read-only files that show a swap
+    #: area of this size. The kernel has none (a container cannot have swap of its own, and this machine may have
+    #: none); only what reads those files (the probe, the kubelet and kubeadm stand-ins) sees it.
+    simulated_swap_mb: int | None = None
 
 
 class HostInfo(NamedTuple):
@@ -281,13 +285,39 @@ class Lab:
         if spec.cpus is not None:
             available = os.cpu_count() or 1
             args += ["--cpuset-cpus", f"0-{min(spec.cpus, available) - 1}"]
+        simulated = self._simulated_swap_files(spec)
+        for name, file in simulated.items():
+            args += ["-v", f"{file}:/proc/{name}:ro"]
         if (spec.memory_mb is not None or spec.cpus is not None) and lxcfs_running():
             for name in LXCFS_PROC_FILES:
-                if (LXCFS_DIR / "proc" / name).exists():
+                if (LXCFS_DIR / "proc" / name).exists() and name not in simulated:
                     args += ["-v", f"{LXCFS_DIR}/proc/{name}:/proc/{name}:ro"]
         elif spec.memory_mb is not None or spec.cpus is not None:
             log.warning("lxcfs is not running: %s sees the machine's memory and CPUs despite its limits", spec.name)
         return args
+
+    def _simulated_swap_files(self, spec: HostSpec) -> dict[str, Path]:
+        """/proc/swaps and /proc/meminfo showing ``spec.simulated_swap_mb`` of swap (static files; see HostSpec)."""
+        if spec.simulated_swap_mb is None:
+            return {}
+        kb = spec.simulated_swap_mb * 1024
+        folder = self.workdir / "simulated" / spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        swaps = folder / "swaps"
+        swaps.write_text("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+                         f"/swapfile                               file\t\t{kb}\t\t0\t\t-2\n")
+        lines = []
+        for original in Path("/proc/meminfo").read_text().splitlines():
+            key = original.split(":", 1)[0]
+            if key == "MemTotal" and spec.memory_mb is not None:
+                lines.append(f"MemTotal:       {spec.memory_mb * 1024} kB")
+            elif key in ("SwapTotal", "SwapFree"):
+                lines.append(f"{key}:      {kb} kB")
+            else:
+                lines.append(original)
+        meminfo = folder / "meminfo"
+        meminfo.write_text("\n".join(lines) + "\n")
+        return {"swaps": swaps, "meminfo": meminfo}
 
     def _volume_args(self, spec: HostSpec) -> list[str]:
         """Anonymous volumes (on the machine's own filesystem, not overlay); ``docker rm -v`` removes them."""

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,43 @@ def test_filters_accept_ansibles_str_subclasses() -> None:
     tagged = _TaggedStr
     assert "name: edge" in filters.kubeconfig_for(tagged(admin), tagged("https://h:6443"), tagged("edge"))
     assert "10.42.0.0/16" in filters.cni_manifest(tagged(FLANNEL), tagged("flannel"), tagged("10.42.0.0/16"))
+
+
+REGISTRIES = {
+    "mirrors": {
+        "docker.io": {"endpoint": ["https://mirror.lab:5000/", "http://plain.lab"]},
+        "*": {"endpoint": ["https://mirror.lab:5000"]},
+    },
+    "configs": {
+        "mirror.lab:5000": {"auth": {"username": "puller", "password": 'p"w'},
+                            "tls": {"ca_file": "/etc/ssl/lab-ca.pem", "cert_file": "/etc/ssl/c.pem",
+                                    "key_file": "/etc/ssl/c.key"}},
+        "quay.io": {"tls": {"insecure_skip_verify": True}},
+    },
+}
+
+
+def test_registries_become_containerd_hosts_files_one_per_registry() -> None:
+    files = filters.containerd_hosts(REGISTRIES)
+    # the mirror has TLS settings, so images named after it directly (mirror.lab:5000/app) get them too
+    assert sorted(files) == ["_default", "docker.io", "mirror.lab:5000", "quay.io"]
+    parsed = {name: tomllib.loads(text) for name, text in files.items()}
+    assert all(text.startswith(filters.REGISTRY_HOSTS_MARK) for text in files.values())
+    docker = parsed["docker.io"]
+    assert docker["server"] == "https://registry-1.docker.io"  # the registry stays the fallback
+    assert list(docker["host"]) == ["https://mirror.lab:5000", "http://plain.lab"]  # in the inventory's order
+    assert docker["host"]["https://mirror.lab:5000"] == {
+        "capabilities": ["pull", "resolve"], "ca": "/etc/ssl/lab-ca.pem",
+        "client": [["/etc/ssl/c.pem", "/etc/ssl/c.key"]]}
+    assert docker["host"]["http://plain.lab"] == {"capabilities": ["pull", "resolve"]}
+    assert "server" not in parsed["_default"] and list(parsed["_default"]["host"]) == ["https://mirror.lab:5000"]
+    assert parsed["quay.io"] == {"server": "https://quay.io", "skip_verify": True}
+    assert parsed["mirror.lab:5000"] == {"server": "https://mirror.lab:5000", "ca": "/etc/ssl/lab-ca.pem",
+                                         "client": [["/etc/ssl/c.pem", "/etc/ssl/c.key"]]}
+    assert filters.containerd_hosts({}) == {} and filters.containerd_hosts(None) == {}
+
+
+def test_registry_auth_takes_containerds_key_names_and_only_what_is_given() -> None:
+    assert filters.registry_auths(REGISTRIES) == [{"host": "mirror.lab:5000", "username": "puller", "password": 'p"w'}]
+    assert filters.registry_auths({"configs": {"r": {"auth": {"identity_token": "t", "auth": ""}}}}) == [
+        {"host": "r", "identitytoken": "t"}]

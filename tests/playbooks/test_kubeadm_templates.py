@@ -4,13 +4,19 @@ advertised only when the role found it on the host."""
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
 import jinja2
 import pytest
 import yaml
 
+from tests.playbook_code import load
+
 pytestmark = pytest.mark.unit
+
+FILTERS = load("roles/kubeadm/filter_plugins/kubeadm_filters.py")
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kubeadm" / "templates"
 # Ansible renders templates with trim_blocks on.
@@ -61,3 +67,27 @@ def test_etcd_is_stacked_by_default_and_external_names_the_endpoints_and_client_
     assert external["etcd"] == {"external": {
         "endpoints": ["https://10.0.0.21:2379", "https://10.0.0.22:2379"],
         "caFile": "/pki/etcd/ca.crt", "certFile": "/pki/client.crt", "keyFile": "/pki/client.key"}}
+
+
+def containerd_config(registries: dict[str, object]) -> dict[str, object]:
+    env = ENV.overlay()
+    env.filters["to_json"] = json.dumps
+    env.filters["kubeadm_registry_auths"] = FILTERS.registry_auths
+    text = env.get_template("containerd-config.toml.j2").render(
+        ansible_managed="managed", _kubeadm_pause_image="registry.k8s.io/pause:3.9",
+        _kubeadm_cni_bin_dir="/usr/lib/cni", kubeadm_registries=registries,
+        _kubeadm_registry_hosts_dir="/etc/containerd/certs.d")
+    return tomllib.loads(text)
+
+
+def test_containerd_reads_registry_hosts_from_certs_d_and_auth_from_its_config_only_when_registries_are_given() -> None:
+    cri = "io.containerd.grpc.v1.cri"
+    plain = containerd_config({})
+    assert "registry" not in plain["plugins"][cri]
+    assert plain["plugins"][cri]["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    given = containerd_config({"mirrors": {"docker.io": {"endpoint": ["https://m:5000"]}},
+                               "configs": {"m:5000": {"auth": {"username": "u", "password": 'a"b\\c'}}}})
+    registry = given["plugins"][cri]["registry"]
+    # config_path, and no `mirrors` or `configs.tls` beside it (containerd refuses to start with both)
+    assert registry == {"config_path": "/etc/containerd/certs.d",
+                        "configs": {"m:5000": {"auth": {"username": "u", "password": 'a"b\\c'}}}}

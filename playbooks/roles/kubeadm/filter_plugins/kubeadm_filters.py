@@ -165,6 +165,65 @@ def daemonset_ready(daemonset: dict[str, Any]) -> bool:
         status.get("updatedNumberScheduled", desired)) == desired
 
 
+# containerd's registry hosts (its CRI plugin reads config_path/<registry>/hosts.toml at every pull). The inventory
+# gives K3s's registries.yaml format: mirrors (registry -> endpoints) and configs (host -> auth, tls).
+REGISTRY_HOSTS_MARK = "# Written by provision from kubeadm_registries; provision removes it when no longer asked for."
+_UPSTREAM_SERVER = {"docker.io": "https://registry-1.docker.io"}
+
+
+def _toml_string(text: object) -> str:
+    return json.dumps(str(text))  # a JSON string is a valid TOML basic string
+
+
+def _tls_lines(tls: dict[str, Any], indent: str) -> list[str]:
+    lines = []
+    if tls.get("ca_file"):
+        lines.append(f"{indent}ca = {_toml_string(tls['ca_file'])}")
+    if tls.get("cert_file") and tls.get("key_file"):
+        lines.append(f"{indent}client = [[{_toml_string(tls['cert_file'])}, {_toml_string(tls['key_file'])}]]")
+    if tls.get("insecure_skip_verify"):
+        lines.append(f"{indent}skip_verify = true")
+    return lines
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def containerd_hosts(registries: dict[str, Any] | None) -> dict[str, str]:
+    """{certs.d folder: hosts.toml text}: one per mirrored registry ("*" is containerd's _default) and one per
+    registry that has only TLS settings. Each mirror endpoint may pull and resolve; the registry itself stays the
+    fallback (containerd tries the hosts in order, then the server)."""
+    registries = registries or {}
+    mirrors: dict[str, Any] = registries.get("mirrors") or {}
+    configs: dict[str, Any] = registries.get("configs") or {}
+    files: dict[str, str] = {}
+    for name in sorted(set(mirrors) | {n for n, c in configs.items() if (c or {}).get("tls")}):
+        folder = "_default" if name == "*" else name
+        lines = [REGISTRY_HOSTS_MARK]
+        if name != "*":
+            lines.append(f"server = {_toml_string(_UPSTREAM_SERVER.get(name, 'https://' + name))}")
+            lines += _tls_lines((configs.get(name) or {}).get("tls") or {}, "")
+        for endpoint in (mirrors.get(name) or {}).get("endpoint") or []:
+            lines += ["", f"[host.{_toml_string(str(endpoint).rstrip('/'))}]", '  capabilities = ["pull", "resolve"]']
+            lines += _tls_lines((configs.get(_host_of(str(endpoint))) or {}).get("tls") or {}, "  ")
+        files[folder] = "\n".join(lines) + "\n"
+    return files
+
+
+def registry_auths(registries: dict[str, Any] | None) -> list[dict[str, str]]:
+    """[{host, username, password, auth, identitytoken}] for config.toml's registry.configs.<host>.auth (the keys
+    of registries.yaml's auth, named as containerd names them); only the keys given."""
+    names = {"username": "username", "password": "password", "auth": "auth", "identity_token": "identitytoken"}
+    found = []
+    for host, config in sorted(((registries or {}).get("configs") or {}).items()):
+        auth = (config or {}).get("auth") or {}
+        entry = {names[k]: str(v) for k, v in auth.items() if k in names and v not in (None, "")}
+        if entry:
+            found.append({"host": host, **entry})
+    return found
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -175,4 +234,6 @@ class FilterModule:
             "kubeadm_kubeconfig_for": kubeconfig_for,
             "kubeadm_node_problems": node_problems,
             "kubeadm_daemonset_ready": daemonset_ready,
+            "kubeadm_containerd_hosts": containerd_hosts,
+            "kubeadm_registry_auths": registry_auths,
         }
