@@ -22,10 +22,28 @@ def daemonset_ready(cluster: LabCluster, namespace: str, name: str) -> int:
     return int(json.loads(got.stdout)["status"]["numberReady"])
 
 
+# A mirror for docker.io with a login (the password reaches only containerd's config.toml, 0600). No registry runs in
+# the lab: what is checked is that the real containerd reads the configuration (config dump), not a pull through it.
+REGISTRIES = {"mirrors": {"docker.io": {"endpoint": ["https://registry.lab.invalid:5000"]}},
+              "configs": {"registry.lab.invalid:5000": {"auth": {"username": "puller", "password": "lab-pull-secret"}}}}
+
+
+def assert_registries_configured(lab, host: str) -> None:
+    hosts_toml = lab.exec(host, "cat /etc/containerd/certs.d/docker.io/hosts.toml", check=True).stdout
+    assert 'server = "https://registry-1.docker.io"' in hosts_toml
+    assert '[host."https://registry.lab.invalid:5000"]' in hosts_toml
+    assert lab.exec(host, "stat -c %a /etc/containerd/config.toml", check=True).stdout.strip() == "600"
+    # Debian's real containerd, reading the file it runs with: the registry section as it understood it
+    dumped = lab.exec(host, "containerd config dump", check=True).stdout
+    assert 'config_path = "/etc/containerd/certs.d"' in dumped, dumped
+    assert 'username = "puller"' in dumped
+
+
 def test_calico_then_reset_then_cilium_on_the_same_hosts(make_lab, tmp_path: Path) -> None:
     lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1"], flavor="kubeadm",
-                         extra_vars={"kubeadm_cni": "calico", "kubeadm_pod_subnet": "10.200.0.0/16"})
+                         extra_vars={"kubeadm_cni": "calico", "kubeadm_pod_subnet": "10.200.0.0/16",
+                                     "kubeadm_registries": REGISTRIES})
     before = {h: snapshot(lab, h) for h in ("cp1", "w1")}
 
     calico = cluster.up()
@@ -35,6 +53,10 @@ def test_calico_then_reset_then_cilium_on_the_same_hosts(make_lab, tmp_path: Pat
     assert daemonset_ready(cluster, "kube-system", "calico-node") == 2
     # Calico's pool is the inventory's pod subnet (the manifest's default 192.168.0.0/16 would be refused).
     assert {n["spec"]["podCIDR"] for n in nodes.values()} <= {f"10.200.{i}.0/24" for i in range(256)}
+    assert_registries_configured(lab, "w1")
+    # the registry password reaches no output, report or runner artifact
+    assert "lab-pull-secret" not in calico.stdout + calico.stderr
+    assert [str(f) for f in cluster.state_dir.rglob("*") if f.is_file() and b"lab-pull-secret" in f.read_bytes()] == []
     during = snapshot(lab, "w1")
     assert "vxlan.calico" in during["interfaces"] and any("cali-" in r for r in during["iptables"])
     assert "/etc/cni/net.d/10-calico.conflist" in during["files"]
