@@ -73,7 +73,7 @@ def read_settings(report: Report, ref: Mapping[str, Any], hosts: Sequence[Host],
     source = _choice(report, "kubeadm_package_source", ref.get("kubeadm_package_source"), KUBEADM_PACKAGE_SOURCES)
     apt_url = _url(report, "kubeadm_apt_url", ref.get("kubeadm_apt_url"), DEFAULT_KUBEADM_APT_URL)
     release_url = _url(report, "kubeadm_release_url", ref.get("kubeadm_release_url"), DEFAULT_KUBEADM_RELEASE_URL)
-    artifact_dir = _artifact_dir(report, source, ref.get("kubeadm_artifact_dir"), base)
+    artifact_dir = _artifact_dir(report, source, ref, base)
     cni = _choice(report, "kubeadm_cni", ref.get("kubeadm_cni"), KUBEADM_CNIS)
     github_url = _url(report, "kubeadm_github_url", ref.get("kubeadm_github_url"), DEFAULT_KUBEADM_GITHUB_URL)
     pod = _network(report, "kubeadm_pod_subnet", ref.get("kubeadm_pod_subnet"), DEFAULT_POD_SUBNET)
@@ -147,7 +147,10 @@ def _url(report: Report, field: str, value: object, default: str) -> str:
     return str(value).rstrip("/")
 
 
-def _artifact_dir(report: Report, source: str, value: object, base: Path) -> Path | None:
+def _artifact_dir(report: Report, source: str, ref: Mapping[str, Any], base: Path) -> Path | None:
+    """The air-gap folder: kubeadm_release_url's layout (<version>/bin/linux/<arch>/...) and kubeadm_github_url's
+    (crictl, the CNI manifest) on this machine; the files and checksums are checked per host by the role."""
+    value = ref.get("kubeadm_artifact_dir")
     if source != "artifacts":
         if value is not None:
             report.error(
@@ -155,6 +158,12 @@ def _artifact_dir(report: Report, source: str, value: object, base: Path) -> Pat
                 "set kubeadm_package_source: artifacts to install from it, or remove it",
             )
         return None
+    for url in ("kubeadm_apt_url", "kubeadm_release_url", "kubeadm_github_url"):
+        if ref.get(url) is not None:
+            report.error(
+                url, "is set but kubeadm_package_source is artifacts: everything comes from kubeadm_artifact_dir",
+                f"remove {url}, or download from it with kubeadm_package_source: binaries",
+            )
     if not isinstance(value, str) or not value:
         report.error(
             "kubeadm_artifact_dir", "is missing (kubeadm_package_source is artifacts)",
@@ -163,8 +172,15 @@ def _artifact_dir(report: Report, source: str, value: object, base: Path) -> Pat
         )
         return None
     path = (base / value).expanduser().resolve()
+    version = ref.get("kubeadm_version")
     if not path.is_dir():
         report.error("kubeadm_artifact_dir", f"{path} is not a folder", "check the path (relative to the inventory)")
+    elif isinstance(version, str) and version_valid(version) and not (path / version / "bin" / "linux").is_dir():
+        report.error(
+            "kubeadm_artifact_dir", f"{path} has no {version}/bin/linux/ folder",
+            f"put the release binaries there as dl.k8s.io lays them out: {version}/bin/linux/<arch>/kubeadm and "
+            "kubeadm.sha256, the same for kubelet and kubectl (docs/inventory.md)",
+        )
     return path
 
 

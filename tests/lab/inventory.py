@@ -125,8 +125,8 @@ def _kubeadm_vars(lab: Lab, version: str | None, extra_vars: Mapping[str, Any]) 
         "kubeadm_github_url": ("PROVISION_LAB_KUBEADM_GITHUB_URL", GITHUB_PREFIX),
     }
     for name, (variable, prefix) in overrides.items():
-        if name in ("kubeadm_release_url", "kubeadm_apt_url") and extra_vars.get("kubeadm_artifact_dir"):
-            continue  # air-gapped: the packages come from the folder on the control machine
+        if extra_vars.get("kubeadm_artifact_dir"):
+            continue  # air-gapped: everything comes from the folder on the control machine
         url = os.environ.get(variable) or (f"{lab.mirror_url}/{prefix}" if lab.mirror_url else None)
         if url is None:
             raise ValueError(f"the lab has no release mirror for {name}; create it with mirror=True or set {variable}")

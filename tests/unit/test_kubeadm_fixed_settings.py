@@ -50,10 +50,18 @@ def test_unchanged_settings_go_on_to_the_hosts(tmp_path: Path) -> None:
     assert first["name"] == "settings" and first["status"] == "ok"
 
 
-def test_the_artifacts_source_not_built_yet_is_refused_before_any_host_is_contacted(tmp_path: Path) -> None:
+def test_an_artifact_folder_without_the_release_is_refused_before_any_host_is_contacted(tmp_path: Path) -> None:
     (tmp_path / "k8s").mkdir()
     kubeadm_inventory(tmp_path, f", kubeadm_package_source: artifacts, kubeadm_artifact_dir: {tmp_path / 'k8s'}")
     result = run(tmp_path, "up", "--json")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "kubeadm_package_source: artifacts is not built yet" in json.loads(result.stdout)["error"]
+    assert f"kubeadm_artifact_dir: {tmp_path / 'k8s'} has no v1.30.2/bin/linux/ folder" in result.stdout
     assert not list((tmp_path / "state" / "edge").glob("artifacts/*/*"))
+
+
+def test_an_artifact_folder_with_the_release_goes_on_to_the_hosts(tmp_path: Path) -> None:
+    (tmp_path / "k8s" / "v1.30.2" / "bin" / "linux").mkdir(parents=True)
+    kubeadm_inventory(tmp_path, ", kubeadm_package_source: artifacts, kubeadm_artifact_dir: k8s")
+    result = run(tmp_path, "up", "--json")
+    assert result.returncode not in (2, 4), result.stdout + result.stderr  # on to the unreachable host
+    assert json.loads(result.stdout)["phases"][0]["name"] == "settings"

@@ -75,11 +75,6 @@ class KubeadmFlavor:
         ]
 
     def up_extravars(self, session: Session, token_file: Path | None) -> dict[str, Any]:
-        if session.cluster.kubeadm.package_source == "artifacts":
-            raise UsageError(
-                f"{session.inventory}: kubeadm_package_source: artifacts is not built yet; use apt (pkgs.k8s.io or a "
-                "mirror in kubeadm_apt_url) or binaries (dl.k8s.io or a mirror in kubeadm_release_url)"
-            )
         if token_file is not None:
             raise UsageError(
                 "--token-file is a K3s setting; kubeadm clusters use short-lived bootstrap tokens made during the run"
@@ -88,7 +83,10 @@ class KubeadmFlavor:
             "kubeadm_kubeconfig_dest": str(session.state.kubeconfig),
             "provision_flavor": self.name,
         }
-        etcd = session.cluster.kubeadm.etcd
+        settings = session.cluster.kubeadm
+        if settings.artifact_dir is not None:
+            extravars["kubeadm_artifact_dir"] = str(settings.artifact_dir)  # resolved from the inventory's folder
+        etcd = settings.etcd
         if etcd is not None:
             # Resolved from the inventory's folder by the loader; the role copies them from this machine.
             extravars |= {
