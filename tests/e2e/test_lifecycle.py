@@ -101,6 +101,37 @@ def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp
     assert node_ready(cluster.nodes()["s1"])
 
 
+def assert_first_server_removed_then_rebuilt_rejoins(cluster: LabCluster) -> None:
+    """The first server is not special once the cluster exists: removed (its host reset), then `up` again, it joins
+    the cluster s2 and s3 still hold, with their token, instead of starting a second cluster with a new token (split
+    brain, then the others restarted onto a token their datastore refuses)."""
+    lab = cluster.lab
+    token = "cat /var/lib/rancher/k3s/server/token"
+    tokens = {h: lab.exec(h, token, check=True).stdout for h in ("s2", "s3")}
+
+    def invocations() -> dict[str, str]:
+        return {h: lab.exec(h, "systemctl show -p InvocationID --value k3s").stdout.strip() for h in ("s2", "s3")}
+
+    assert_ok(cluster.provision("remove-node", "s1", "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
+    assert etcd_members(cluster, "s2") == ["s2", "s3"]
+    assert lab.exec("s1", "test -e /var/lib/rancher || test -e /usr/local/bin/k3s").returncode != 0
+    running = invocations()
+
+    rebuilt = cluster.up()
+    assert_ok(rebuilt)
+    assert etcd_members(cluster, "s2") == ["s1", "s2", "s3"]
+    assert lab.exec("s1", token, check=True).stdout == tokens["s2"]  # the cluster's token, not a new one
+    assert {h: lab.exec(h, token, check=True).stdout for h in ("s2", "s3")} == tokens
+    assert invocations() == running  # s2 and s3 were neither rewritten nor restarted
+    config = lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout
+    assert "cluster-init" not in config and f"server: https://{lab.ip('s2')}:6443" in config, config
+    assert set(cluster.nodes()) == {"s1", "s2", "s3"}
+
+    again = cluster.up("--all")  # s1 is the first server holding data now: nothing about it changes back
+    assert_ok(again)
+    assert again.changed_total() == 0, again.changed_by_host()
+
+
 def test_remove_etcd_servers_keeps_quorum_and_a_server_added_later_joins_alone(make_lab, tmp_path: Path) -> None:
     lab = make_lab(["s1", "s2", "s3"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1", "s2", "s3"], agents=[])
@@ -126,6 +157,8 @@ def test_remove_etcd_servers_keeps_quorum_and_a_server_added_later_joins_alone(m
     assert rejoined.changed_by_host().get("s1", 0) == 0 and rejoined.changed_by_host().get("s2", 0) == 0
     assert invocations() == before  # nothing restarted on the servers already there
     assert etcd_members(cluster, "s1") == ["s1", "s2", "s3"]
+
+    assert_first_server_removed_then_rebuilt_rejoins(cluster)
 
     # From two members to one: the member leaves while both still run, so quorum holds all the way.
     for gone in ("s3", "s2"):
