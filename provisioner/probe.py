@@ -793,9 +793,13 @@ def _unreachable(host: HostLike, facts: HostFacts) -> Finding:
     where = f"{host.address}:{host.port}"
     fixes: dict[str, str] = {
         "host key verification failed": (
-            f"check the host's key fingerprint out of band (ssh-keyscan -p {host.port} {host.address} | "
-            "ssh-keygen -lf -) and put it into known_hosts; if the host was reinstalled, remove the old "
-            f"entry first (ssh-keygen -R {host.address})"
+            "its key CHANGED since it was recorded: if the host was reinstalled, check the new fingerprint on its "
+            f"console, remove the old entry (ssh-keygen -R {host.address}) and run `provision trust` with this "
+            "inventory; otherwise do not connect to it"
+            if facts.error_detail and "known_hosts has" in facts.error_detail else
+            "its key is not in known_hosts yet: run `provision trust` with this inventory, which shows each host's "
+            "fingerprint to compare with the host's own (its console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
+            " and records it when you agree"
         ),
         "connection refused": f"nothing listens on {where}: start sshd there or correct ansible_port",
         "host unreachable": f"check that the host is powered on and on the network, and that {host.address} is right",

@@ -18,6 +18,7 @@ from provisioner.cli import (
     restore,
     schema,
     status,
+    trust,
     up,
     upgrade,
     validate,
@@ -26,7 +27,9 @@ from provisioner.cli.common import held_locks, reporter_for, transient_files
 from provisioner.cli.output import emit_text
 from provisioner.errors import ExitCode, ProvisionError
 
-COMMANDS = (up, status, validate, schema, upgrade, backup, restore, reset, remove_node, collection, completion)
+COMMANDS = (
+    up, status, validate, schema, trust, upgrade, backup, restore, reset, remove_node, collection, completion,
+)
 
 
 def version_text() -> str:

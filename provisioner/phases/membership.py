@@ -63,6 +63,14 @@ def ask_node_list(
     return None, result
 
 
+def host_key_hint(reasons: dict[str, str]) -> str:
+    """What to do when ssh refused a host's key (its reason is ssh's own text)."""
+    if any("host key verification failed" in reason.lower() for reason in reasons.values()):
+        return ("; ssh did not know or did not accept a host key: `provision trust` with this inventory (and the same "
+                "--known-hosts) shows each host's fingerprint and records new ones after you compared them")
+    return ""
+
+
 def members_file(ctx: Context) -> Path:
     return ctx.state.root / MEMBERS_FILE
 
@@ -103,7 +111,8 @@ class MembershipPhase:
                     failed=asked.failed_hosts,
                     unreachable=asked.unreachable_hosts,
                     resume_hint="nothing was changed: the cluster's state could not be read from its first server; "
-                    "make it reachable (SSH, login, sudo) and rerun the same command",
+                    "make it reachable (SSH, login, sudo) and rerun the same command"
+                    + host_key_hint({**asked.unreachable_hosts, **asked.failed_hosts}),
                 )
         ctx.nodes_before = nodes
         recorded = load_fingerprints(members_file(ctx))
