@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -109,6 +109,8 @@ class SshSettings:
     default_user: str | None = None  # when the host names none (Ansible's default is the local user)
     default_key: Path | None = None  # when the host names none; without either, agent and ~/.ssh keys are tried
     ssh_config: Path | None = None  # None: ~/.ssh/config when it exists
+    # sudo's password (--ask-become-pass, PROVISION_BECOME_PASSWORD): given to `sudo -S` on the channel's stdin only
+    become_password: str | None = field(default=None, repr=False)
 
 
 ErrorKind = Literal[
@@ -134,7 +136,8 @@ class HostFacts:
     error: ErrorKind | None = None  # one of a fixed set, for programs
     error_detail: str | None = None  # the underlying message, for people
     uid: int | None = None  # of the login user
-    sudo_ok: bool = False  # root already, or `sudo -n true` works
+    sudo_ok: bool = False  # root already, or `sudo -n true` works, or sudo took the become password
+    sudo_password_tried: bool = False  # `sudo -n` failed and the become password was offered (accepted or not)
     hostname: str | None = None
     os_id: str | None = None  # os-release ID, e.g. debian, ubuntu, rocky
     os_like: tuple[str, ...] = ()  # os-release ID_LIKE
@@ -293,6 +296,11 @@ def _probe_one(state: State, pyhost: Any, name: str, ssh: SshSettings, watchdog:
             return HostFacts(name=name, error=kind, error_detail=detail, elapsed_s=time.monotonic() - started)
         try:
             facts = _gather(state, pyhost, name)
+            if facts.reachable and not facts.sudo_ok and ssh.become_password:
+                facts = dataclasses.replace(
+                    facts, sudo_ok=_sudo_takes_password(pyhost, ssh.become_password, ssh.connect_timeout),
+                    sudo_password_tried=True,
+                )
         except Exception as error:  # a failing fact must not take the other hosts down
             kind, detail = classify_error(error)
             facts = HostFacts(name=name, error=kind, error_detail=detail)
@@ -305,6 +313,19 @@ def _probe_one(state: State, pyhost: Any, name: str, ssh: SshSettings, watchdog:
         watchdog.unregister(name)
         _close(pyhost)
         _destroy_thread_hub()
+
+
+def _sudo_takes_password(pyhost: Any, password: str, timeout: float) -> bool:
+    """Whether sudo accepts the become password, as Ansible will give it: on stdin, never in a command line or an
+    environment (`-k` so a cached ticket does not answer for it)."""
+    client = getattr(pyhost.connector, "client", None)
+    if client is None:
+        return False
+    stdin, stdout, _stderr = client.exec_command("sudo -S -k -p '' true", timeout=timeout)
+    stdin.write(password + "\n")
+    stdin.flush()
+    stdin.channel.shutdown_write()
+    return int(stdout.channel.recv_exit_status()) == 0
 
 
 def _gather(state: State, pyhost: Any, name: str) -> HostFacts:
@@ -835,6 +856,11 @@ def _check_privileges(host: HostLike, facts: HostFacts) -> list[Finding]:
                 "set ansible_become: true (or log in as root)",
             )
         ]
+    if not facts.sudo_ok and facts.sudo_password_tried:
+        return [Finding(
+            host.name, "sudo", "error", f"sudo refused the become password for {user} (or sudo is missing)",
+            "give the password sudo asks for (--ask-become-pass, or PROVISION_BECOME_PASSWORD)",
+        )]
     if not facts.sudo_ok:
         return [
             Finding(
@@ -842,7 +868,8 @@ def _check_privileges(host: HostLike, facts: HostFacts) -> list[Finding]:
                 "sudo",
                 "error",
                 f"{user} cannot run 'sudo -n true' (sudo missing or asks for a password)",
-                f"allow passwordless sudo: echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{user}",
+                "give sudo's password with --ask-become-pass (asked once, never echoed) or PROVISION_BECOME_PASSWORD, "
+                f"or allow passwordless sudo: echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{user}",
             )
         ]
     return []

@@ -24,7 +24,7 @@ from provisioner.paths import playbook_dir as shipped_playbook_dir
 # Environment variables that carry secrets into provision. ansible-runner copies the whole process environment into
 # every run's artifacts (artifacts/<id>/command) and into the playbook's process, so they must be gone before a run:
 # the CLI moves them into 0600 files first (cli/common.py), and Runner.run drops any that reappeared.
-SECRET_ENV = ("PROVISION_K3S_TOKEN", "PROVISION_DATASTORE_PASSWORD")
+SECRET_ENV = ("PROVISION_K3S_TOKEN", "PROVISION_DATASTORE_PASSWORD", "PROVISION_BECOME_PASSWORD")
 
 # Event names ansible-runner reports per host and task.
 _HOST_RESULT_EVENTS = {

@@ -28,6 +28,7 @@ class SecretFiles:
 
     token: Path | None = None
     datastore_password: Path | None = None
+    become_password: Path | None = None  # sudo's (PROVISION_BECOME_PASSWORD or --ask-become-pass)
 
 
 @dataclass
@@ -48,6 +49,11 @@ class Session:
         """A runner whose every playbook gets the secret files' paths the flavor's roles read (as the environment
         variables would have reached them), plus `base_extravars`."""
         base = dict(self.flavor.secret_extravars(self.secrets)) | dict(base_extravars or {})
+        if self.secrets.become_password is not None:
+            # Ansible reads the file on this machine when it needs the password (sudo gets it on stdin); only the
+            # path is in the extra vars, hence in the runner's artifacts.
+            path = str(self.secrets.become_password).replace("'", "")
+            base["ansible_become_password"] = "{{ lookup('ansible.builtin.file', '" + path + "') }}"
         return Runner(
             self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base,
             run_id=self.run_id,

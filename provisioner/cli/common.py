@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import sys
 from pathlib import Path
 
 from provisioner.cli.output import JsonReporter, TextReporter
@@ -28,6 +30,10 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--known-hosts", type=Path,
         help="known_hosts file to check host keys against (wins over the inventory's UserKnownHostsFile)",
+    )
+    parser.add_argument(
+        "--ask-become-pass", "-K", action="store_true",
+        help="ask once for sudo's password (never echoed or written to logs); or export PROVISION_BECOME_PASSWORD",
     )
     parser.add_argument(
         "--no-host-key-checking",
@@ -78,13 +84,19 @@ def reporter_for(args: argparse.Namespace) -> TextReporter:
     return reporter
 
 
-def move_env_secrets(secrets_dir: Path) -> SecretFiles:
-    token_name, password_name = SECRET_ENV
+def move_env_secrets(secrets_dir: Path, ask_become_pass: bool = False) -> SecretFiles:
+    token_name, password_name, become_name = SECRET_ENV
     token = take_secret_from_env(token_name)
     password = take_secret_from_env(password_name)
+    become = take_secret_from_env(become_name)
+    if ask_become_pass:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--ask-become-pass needs a terminal to ask on; give the password in {become_name}")
+        become = getpass.getpass("sudo password (become): ") or None
     return SecretFiles(
         token=None if token is None else _write_secret(secrets_dir / "cluster-token", token),
         datastore_password=None if password is None else _write_secret(secrets_dir / "datastore-password", password),
+        become_password=None if become is None else _write_secret(secrets_dir / "become-password", become),
     )
 
 
@@ -119,7 +131,13 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
                 f"--known-hosts {known_hosts} wins over the inventory's UserKnownHostsFile for every host (probe and "
                 f"Ansible alike): {', '.join(overridden[:SHOWN])}{' ...' if len(overridden) > SHOWN else ''}"
             )
-    ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
+    state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
+    secrets = move_env_secrets(state.root / "secrets", getattr(args, "ask_become_pass", False))
+    transient_files(args).extend(
+        p for p in (secrets.token, secrets.datastore_password, secrets.become_password) if p is not None
+    )
+    become = secrets.become_password.read_text().strip() if secrets.become_password is not None else None
+    ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking, become_password=become)
     flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     command = getattr(args, "command", None)
     if command is not None and command not in flavor.commands:
@@ -127,7 +145,6 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
             f"`provision {command}` is not built for {flavor.product} clusters yet; this release offers "
             f"{', '.join(sorted(flavor.commands))} for them"
         )
-    state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
     if changes:
         lock = lock_cluster(state, cluster.name, args.command)
         held_locks(args).append(lock)
@@ -136,8 +153,6 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
                 f"the last `provision {lock.previous.get('command', '?')}` on this cluster (pid "
                 f"{lock.previous.get('pid', '?')}) ended without finishing; this run picks up from what is on the hosts"
             )
-    secrets = move_env_secrets(state.root / "secrets")
-    transient_files(args).extend(p for p in (secrets.token, secrets.datastore_password) if p is not None)
     return Session(
         cluster=cluster,
         inventory=inventory.resolve(),

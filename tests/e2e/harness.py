@@ -77,12 +77,12 @@ class LabCluster:
     def env(self) -> dict[str, str]:
         return os.environ | {"PROVISION_STATE_DIR": str(self.state_dir), "KUBECONFIG": str(self.kubeconfig)}
 
-    def provision(self, *args: str, timeout: float = 900) -> Outcome:
+    def provision(self, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> Outcome:
         argv = [*PROVISION, *args]
         if "--inventory" not in args and args[0] not in ("schema",):
             argv += ["--inventory", str(self.inventory)]
         result = subprocess.run(
-            argv, capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=timeout, check=False
+            argv, capture_output=True, text=True, env=self.env() | (env or {}), cwd=REPO, timeout=timeout, check=False
         )
         return Outcome(result.returncode, result.stdout, result.stderr)
 

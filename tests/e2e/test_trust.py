@@ -1,7 +1,9 @@
 """First contact with hosts whose keys are not recorded yet (freshly flashed boards): `up` refuses and says to run
 `provision trust`; `provision trust` shows each host's fingerprint (the one the host itself reports) and records it
-when agreed; then `up` works. A host whose key later changes (reinstalled, or someone in the middle) is refused by
-`provision trust` and by `up`, and nothing replaces the recorded key.
+when agreed. Then, as on a board with a default user, `up` logs in as a non-root user whose sudo asks for a
+password: refused without it and with a wrong one (the probe tries it on sudo's stdin), done with it, and the
+password is in no output or state file. A host whose key later changes (reinstalled, or someone in the middle) is
+refused by `provision trust` and by `up`, and nothing replaces the recorded key.
 
 The lab's own known_hosts file (tests/lab) is not used here: the runs get an empty one with --known-hosts.
 """
@@ -16,6 +18,14 @@ import pytest
 from tests.e2e.harness import LabCluster
 
 pytestmark = pytest.mark.lab
+
+PASSWORD = "lab sudo pw;$(id)"  # noqa: S105 - the lab user's sudo password, with characters a shell would mangle
+SUDO_USER = (
+    "useradd --create-home --shell /bin/bash edge && echo 'edge:lab sudo pw;$(id)' | chpasswd"
+    " && install -d -m 700 -o edge -g edge /home/edge/.ssh"
+    " && install -m 600 -o edge -g edge /root/.ssh/authorized_keys /home/edge/.ssh/authorized_keys"
+    " && echo 'edge ALL=(ALL:ALL) ALL' > /etc/sudoers.d/edge && chmod 440 /etc/sudoers.d/edge"
+)
 
 
 def host_fingerprint(lab, host: str) -> str:
@@ -45,8 +55,22 @@ def test_unknown_keys_refused_then_trusted_then_a_changed_key_refused(make_lab, 
     again = cluster.provision("trust", "--json", "--known-hosts", str(fresh))  # nothing new: no question asked
     assert again.rc == 0 and json.loads(again.stdout)["hosts"]["s1"]["state"] == "known", again.stdout
 
-    up = cluster.provision("up", "--json", "--known-hosts", str(fresh))
+    # A login user whose sudo wants a password, as on many boards' images.
+    lab.exec("s1", SUDO_USER, check=True)
+    cluster.extra_vars.update({"ansible_user": "edge", "ansible_become": True})
+    cluster.write_inventory()
+    no_password = cluster.provision("up", "--json", "--known-hosts", str(fresh))
+    assert no_password.rc != 0 and "--ask-become-pass" in no_password.stdout, no_password.stdout[-3000:]
+    wrong = cluster.provision("up", "--json", "--known-hosts", str(fresh),
+                              env={"PROVISION_BECOME_PASSWORD": "not-the-password"})
+    assert wrong.rc != 0 and "sudo refused the become password for edge" in wrong.stdout, wrong.stdout[-3000:]
+    assert lab.exec("s1", "test -e /usr/local/bin/k3s").returncode != 0  # nothing changed
+
+    up = cluster.provision("up", "--json", "--known-hosts", str(fresh), env={"PROVISION_BECOME_PASSWORD": PASSWORD})
     assert up.rc == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert PASSWORD not in up.stdout + up.stderr
+    assert [str(f) for f in cluster.state_dir.rglob("*") if f.is_file() and PASSWORD.encode() in f.read_bytes()] == []
+    assert lab.exec("s1", "systemctl is-active k3s", check=True).stdout.strip() == "active"
 
     # The host is "reinstalled": new host keys. Neither trust nor up accepts it, and the record stays as it was.
     recorded = fresh.read_text()

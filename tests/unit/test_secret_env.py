@@ -18,6 +18,7 @@ pytestmark = pytest.mark.unit
 
 TOKEN = 'K10tok/en+"with spaces"=and\\slashes'  # noqa: S105 - a test value, chosen to differ in every encoding
 PASSWORD = "pa ss/w+ord=%41\"'"  # noqa: S105
+SUDO = "sudo;pass word$(x)'"  # noqa: S105 - sudo's password (become)
 
 
 
@@ -51,9 +52,10 @@ def test_exported_secrets_stay_out_of_artifacts_reports_and_output(tmp_path: Pat
     loopback_inventory(tmp_path, "leakcheck")
     state = tmp_path / "state"
     result = run(tmp_path, *command, "--json",
-                 env={"PROVISION_K3S_TOKEN": TOKEN, "PROVISION_DATASTORE_PASSWORD": PASSWORD})
+                 env={"PROVISION_K3S_TOKEN": TOKEN, "PROVISION_DATASTORE_PASSWORD": PASSWORD,
+                      "PROVISION_BECOME_PASSWORD": SUDO})
     assert result.returncode != 0, result.stdout + result.stderr  # nothing listens on port 1
-    secrets = {"token": TOKEN, "password": PASSWORD}
+    secrets = {"token": TOKEN, "password": PASSWORD, "sudo": SUDO}
     assert leaks((result.stdout + result.stderr).encode(), secrets) == []
     artifacts = list((state / "leakcheck" / "runner" / "artifacts").rglob("*"))
     assert any(p.name == "command" for p in artifacts), "the command ran no playbook; the check proves nothing"
@@ -62,3 +64,21 @@ def test_exported_secrets_stay_out_of_artifacts_reports_and_output(tmp_path: Pat
     assert {k: v for k, v in found.items() if v} == {}
     # The 0600 copies live as long as the command: none is left behind.
     assert list((state / "leakcheck" / "secrets").glob("*")) == []
+
+
+def test_the_become_password_reaches_ansible_as_a_file_lookup_only(tmp_path: Path) -> None:
+    loopback_inventory(tmp_path, "become")
+    result = run(tmp_path, "status", "--json", env={"PROVISION_BECOME_PASSWORD": SUDO})
+    assert result.returncode != 0
+    # ansible-runner's record of the command line (the extra vars travel there): the lookup, not the password
+    command = next((tmp_path / "state" / "become" / "runner").rglob("command")).read_text()
+    assert "ansible_become_password" in command and "lookup('ansible.builtin.file', '" in command
+    assert "become-password" in command and leaks(command.encode(), {"sudo": SUDO}) == []
+
+
+def test_ask_become_pass_without_a_terminal_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    loopback_inventory(tmp_path, "asked")
+    result = run(tmp_path, "up", "--json", "--ask-become-pass")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--ask-become-pass needs a terminal" in result.stdout + result.stderr
+    assert not list((tmp_path / "state" / "asked" / "runner").rglob("command"))
