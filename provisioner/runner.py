@@ -142,6 +142,10 @@ def _is_note(task: str) -> bool:
     return task.startswith(NOTE_TASK_PREFIX) or f" : {NOTE_TASK_PREFIX}" in task
 
 
+REASON_MAX = 600
+REASON_HEAD = 300
+
+
 def _short_reason(event_data: Mapping[str, Any]) -> str:
     result = event_data.get("res") or {}
     if result.get("censored"):
@@ -157,7 +161,9 @@ def _short_reason(event_data: Mapping[str, Any]) -> str:
     stderr = " ".join(str(result.get("stderr") or "").split())
     if stderr and stderr not in text:  # a failed command: "non-zero return code" says nothing without its stderr
         text = f"{text} (rc {result.get('rc', '?')}): {stderr[-400:]}"
-    return text[:600]
+    # Long messages keep their head and their tail: ssh ends a banner of warnings with the error itself
+    # ("Host key verification failed."), which the reader and the hints need.
+    return text if len(text) <= REASON_MAX else f"{text[:REASON_HEAD]} ... {text[-(REASON_MAX - REASON_HEAD - 5):]}"
 
 
 class Runner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import os
 import sys
@@ -131,13 +132,7 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
                 f"--known-hosts {known_hosts} wins over the inventory's UserKnownHostsFile for every host (probe and "
                 f"Ansible alike): {', '.join(overridden[:SHOWN])}{' ...' if len(overridden) > SHOWN else ''}"
             )
-    state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
-    secrets = move_env_secrets(state.root / "secrets", getattr(args, "ask_become_pass", False))
-    transient_files(args).extend(
-        p for p in (secrets.token, secrets.datastore_password, secrets.become_password) if p is not None
-    )
-    become = secrets.become_password.read_text().strip() if secrets.become_password is not None else None
-    ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking, become_password=become)
+    ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
     flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     command = getattr(args, "command", None)
     if command is not None and command not in flavor.commands:
@@ -145,6 +140,14 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
             f"`provision {command}` is not built for {flavor.product} clusters yet; this release offers "
             f"{', '.join(sorted(flavor.commands))} for them"
         )
+    state = ClusterState.for_cluster(cluster.name, root=args.state_dir)
+    secrets = move_env_secrets(state.root / "secrets", getattr(args, "ask_become_pass", False))
+    transient_files(args).extend(
+        p for p in (secrets.token, secrets.datastore_password, secrets.become_password) if p is not None
+    )
+    if secrets.become_password is not None:
+        ssh = dataclasses.replace(ssh, become_password=secrets.become_password.read_text().strip())
+        flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     if changes:
         lock = lock_cluster(state, cluster.name, args.command)
         held_locks(args).append(lock)

@@ -64,11 +64,19 @@ def ask_node_list(
 
 
 def host_key_hint(reasons: dict[str, str]) -> str:
-    """What to do when ssh refused a host's key (its reason is ssh's own text)."""
-    if any("host key verification failed" in reason.lower() for reason in reasons.values()):
-        return ("; ssh did not know or did not accept a host key: `provision trust` with this inventory (and the same "
-                "--known-hosts) shows each host's fingerprint and records new ones after you compared them")
-    return ""
+    """What to do when ssh refused a host's key or sudo wanted a password (the reasons are Ansible's own text)."""
+    text = " ".join(reasons.values()).lower()
+    hints = []
+    if "host key verification failed" in text:
+        hints.append("ssh did not know or did not accept a host key: `provision trust` with this inventory (and the "
+                     "same --known-hosts) shows each host's fingerprint and records new ones after you compared them")
+    if "missing sudo password" in text or "a password is required" in text:
+        hints.append("sudo asks for a password: give it with --ask-become-pass (asked once, never echoed) or "
+                     "PROVISION_BECOME_PASSWORD")
+    if "incorrect sudo password" in text:
+        hints.append("sudo refused the become password: give the one sudo asks for (--ask-become-pass or "
+                     "PROVISION_BECOME_PASSWORD)")
+    return "".join(f"; {hint}" for hint in hints)
 
 
 def members_file(ctx: Context) -> Path:

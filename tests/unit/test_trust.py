@@ -86,8 +86,21 @@ def test_the_file_follows_the_command_line_then_the_inventory_then_ssh_config(tm
     assert trust.known_hosts_for(None, None, config, "192.168.1.5") == Path("~/.ssh/known_hosts").expanduser()
 
 
-def test_membership_points_at_provision_trust_only_for_a_host_key_refusal() -> None:
+def test_membership_says_what_to_do_for_a_host_key_or_sudo_password_refusal() -> None:
     from provisioner.phases.membership import host_key_hint
 
     assert "provision trust" in host_key_hint({"s1": "Failed to connect: Host key verification failed."})
     assert host_key_hint({"s1": "Failed to connect: Connection refused"}) == ""
+    assert "--ask-become-pass" in host_key_hint({"s1": "Read the cluster's node list: Task failed: Missing sudo password"})
+    assert "sudo refused the become password" in host_key_hint({"s1": "Task failed: Incorrect sudo password"})
+
+
+def test_a_long_ssh_failure_keeps_its_last_words_in_the_short_reason() -> None:
+    from provisioner.runner import REASON_MAX, _short_reason
+
+    banner = "@" * 60 + " WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! " + "x" * 900
+    reason = _short_reason({"res": {"msg": f"Failed to connect to the host via ssh: {banner} Host key verification "
+                                           "failed."}})
+    assert len(reason) <= REASON_MAX and reason.endswith("Host key verification failed.")
+    assert reason.startswith("Failed to connect to the host via ssh:")
+    assert _short_reason({"res": {"msg": "short"}}) == "short"
