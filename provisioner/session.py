@@ -5,6 +5,7 @@ flavor that knows how this cluster's commands run. Flavors receive it; nothing h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,8 @@ class Session:
         if self.secrets.become_password is not None:
             # Ansible reads the file on this machine when it needs the password (sudo gets it on stdin); only the
             # path is in the extra vars, hence in the runner's artifacts.
-            path = str(self.secrets.become_password).replace("'", "")
-            base["ansible_become_password"] = "{{ lookup('ansible.builtin.file', '" + path + "') }}"
+            path = json.dumps(str(self.secrets.become_password))  # a JSON string is a valid Jinja string literal
+            base["ansible_become_password"] = "{{ lookup('ansible.builtin.file', " + path + ") }}"
         return Runner(
             self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base,
             run_id=self.run_id,

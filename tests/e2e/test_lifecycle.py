@@ -126,10 +126,8 @@ def assert_first_server_removed_then_rebuilt_rejoins(cluster: LabCluster) -> Non
     config = lab.exec("s1", "cat /etc/rancher/k3s/config.yaml", check=True).stdout
     assert "cluster-init" not in config and f"server: https://{lab.ip('s2')}:6443" in config, config
     assert set(cluster.nodes()) == {"s1", "s2", "s3"}
-
-    again = cluster.up("--all")  # s1 is the first server holding data now: nothing about it changes back
-    assert_ok(again)
-    assert again.changed_total() == 0, again.changed_by_host()
+    # That s1 keeps this join on later runs (it is the first server holding data again) is checked on the rendered
+    # config.yaml: tests/playbooks/test_k3s_config_vars.py (a rerun with --all here costs 80 s of the CI budget).
 
 
 def test_remove_etcd_servers_keeps_quorum_and_a_server_added_later_joins_alone(make_lab, tmp_path: Path) -> None:

@@ -54,8 +54,15 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# Outside the default run (-m heavy) to keep it within 60 minutes on 2 cores: the upgrade and reset scenarios, whose
+# paths the lab tests also cover (tests/upgrade/test_upgrade_lab.py, tests/e2e/test_lifecycle.py reset).
+HEAVY_SCENARIOS = ("reset", "upgrade")
+
+
+@pytest.mark.parametrize("scenario", [
+    pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY_SCENARIOS else name for name in scenario_names()
+])
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S + 120)
-@pytest.mark.parametrize("scenario", scenario_names())
 def test_scenario(scenario: str, lab_image: str) -> None:
     molecule = Path(sys.executable).parent / "molecule"
     started = time.monotonic()

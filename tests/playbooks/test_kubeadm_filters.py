@@ -192,11 +192,12 @@ REGISTRIES = {
 
 
 def test_registries_become_containerd_hosts_files_one_per_registry() -> None:
-    files = filters.containerd_hosts(REGISTRIES)
+    mark = "# Written by provision (test)"
+    files = filters.containerd_hosts(REGISTRIES, mark)
     # the mirror has TLS settings, so images named after it directly (mirror.lab:5000/app) get them too
     assert sorted(files) == ["_default", "docker.io", "mirror.lab:5000", "quay.io"]
     parsed = {name: tomllib.loads(text) for name, text in files.items()}
-    assert all(text.startswith(filters.REGISTRY_HOSTS_MARK) for text in files.values())
+    assert all(text.startswith(mark + "\n") for text in files.values())
     docker = parsed["docker.io"]
     assert docker["server"] == "https://registry-1.docker.io"  # the registry stays the fallback
     assert list(docker["host"]) == ["https://mirror.lab:5000", "http://plain.lab"]  # in the inventory's order
@@ -208,7 +209,7 @@ def test_registries_become_containerd_hosts_files_one_per_registry() -> None:
     assert parsed["quay.io"] == {"server": "https://quay.io", "skip_verify": True}
     assert parsed["mirror.lab:5000"] == {"server": "https://mirror.lab:5000", "ca": "/etc/ssl/lab-ca.pem",
                                          "client": [["/etc/ssl/c.pem", "/etc/ssl/c.key"]]}
-    assert filters.containerd_hosts({}) == {} and filters.containerd_hosts(None) == {}
+    assert filters.containerd_hosts({}, mark) == {} and filters.containerd_hosts(None, mark) == {}
 
 
 def test_registry_auth_takes_containerds_key_names_and_only_what_is_given() -> None:

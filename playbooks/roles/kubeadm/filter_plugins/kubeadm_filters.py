@@ -167,7 +167,6 @@ def daemonset_ready(daemonset: dict[str, Any]) -> bool:
 
 # containerd's registry hosts (its CRI plugin reads config_path/<registry>/hosts.toml at every pull). The inventory
 # gives K3s's registries.yaml format: mirrors (registry -> endpoints) and configs (host -> auth, tls).
-REGISTRY_HOSTS_MARK = "# Written by provision from kubeadm_registries; provision removes it when no longer asked for."
 _UPSTREAM_SERVER = {"docker.io": "https://registry-1.docker.io"}
 
 
@@ -190,17 +189,17 @@ def _host_of(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
 
 
-def containerd_hosts(registries: dict[str, Any] | None) -> dict[str, str]:
-    """{certs.d folder: hosts.toml text}: one per mirrored registry ("*" is containerd's _default) and one per
-    registry that has only TLS settings. Each mirror endpoint may pull and resolve; the registry itself stays the
-    fallback (containerd tries the hosts in order, then the server)."""
+def containerd_hosts(registries: dict[str, Any] | None, mark: str) -> dict[str, str]:
+    """{certs.d folder: hosts.toml text starting with the comment `mark`}: one per mirrored registry ("*" is
+    containerd's _default) and one per registry that has only TLS settings. Each mirror endpoint may pull and
+    resolve; the registry itself stays the fallback (containerd tries the hosts in order, then the server)."""
     registries = registries or {}
     mirrors: dict[str, Any] = registries.get("mirrors") or {}
     configs: dict[str, Any] = registries.get("configs") or {}
     files: dict[str, str] = {}
     for name in sorted(set(mirrors) | {n for n, c in configs.items() if (c or {}).get("tls")}):
         folder = "_default" if name == "*" else name
-        lines = [REGISTRY_HOSTS_MARK]
+        lines = [mark]
         if name != "*":
             lines.append(f"server = {_toml_string(_UPSTREAM_SERVER.get(name, 'https://' + name))}")
             lines += _tls_lines((configs.get(name) or {}).get("tls") or {}, "")
