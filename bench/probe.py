@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.inventory.model import Host
-from provisioner.probe import HostFacts, SshSettings, probe_hosts
+from provisioner.probe import HostFacts, probe_hosts
+from provisioner.ssh_config import SshSettings
 from tests.lab.lab import HostSpec, Lab
 
 

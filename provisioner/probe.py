@@ -27,10 +27,11 @@ import dataclasses
 import errno
 import logging
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,6 +48,7 @@ from pyinfra.connectors.sshuserclient import client as pyinfra_ssh_client
 from pyinfra.facts import hardware, server
 
 from provisioner import arch as arch_table
+from provisioner.ssh_config import HostSsh, SshHost, SshSettings, probe_alias, render_probe_config, resolve
 
 # ----- what the probe needs from an inventory host ----------------------------------------------------------------
 
@@ -64,23 +66,9 @@ class HardwareLike(Protocol):
     def memory_mb(self) -> int | None: ...
 
 
-class HostLike(Protocol):
-    """The fields of ``provisioner.inventory.model.Host`` the probe reads.
-
-    Optional extras of the model (``known_hosts_file``, ``host_key_checking``) are read when present.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def address(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def user(self) -> str | None: ...
+class HostLike(SshHost, Protocol):
+    """The fields of ``provisioner.inventory.model.Host`` the probe reads: how to reach it (``SshHost``) and what it
+    should be."""
 
     @property
     def role(self) -> str: ...
@@ -89,28 +77,10 @@ class HostLike(Protocol):
     def hardware(self) -> HardwareLike: ...
 
     @property
-    def ssh_key(self) -> Path | None: ...
-
-    @property
     def become(self) -> bool: ...
 
 
 # ----- settings and results ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    """How to reach hosts. Host-key checking stays on unless turned off here, visibly, by the caller."""
-
-    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts (or UserKnownHostsFile from ~/.ssh/config)
-    strict_host_key_checking: bool = True  # False accepts UNKNOWN keys; a CHANGED key is always refused
-    connect_timeout: float = 10.0  # TCP connect, SSH banner, authentication: each
-    host_timeout: float = 60.0  # whole probe of one host, connection included; the watchdog's deadline
-    default_user: str | None = None  # when the host names none (Ansible's default is the local user)
-    default_key: Path | None = None  # when the host names none; without either, agent and ~/.ssh keys are tried
-    ssh_config: Path | None = None  # None: ~/.ssh/config when it exists
-    # sudo's password (--ask-become-pass, PROVISION_BECOME_PASSWORD): given to `sudo -S` on the channel's stdin only
-    become_password: str | None = field(default=None, repr=False)
 
 
 ErrorKind = Literal[
@@ -265,8 +235,16 @@ def probe_hosts(hosts: Sequence[HostLike], ssh: SshSettings, parallel: int = 20)
     """
     if not hosts:
         return {}
-    state = _make_state(hosts, ssh, parallel)
-    _reset_host_key_cache()
+    resolved = resolve(hosts, ssh)
+    with tempfile.TemporaryDirectory(prefix="provision-probe-") as folder:
+        config = Path(folder) / "ssh_config"  # no secret in it: addresses, users, file paths
+        config.write_text(render_probe_config(resolved.values()))
+        state = _make_state(hosts, resolved, config, ssh, parallel)
+        _reset_host_key_cache()
+        return _probe_all(state, hosts, ssh, parallel)
+
+
+def _probe_all(state: State, hosts: Sequence[HostLike], ssh: SshSettings, parallel: int) -> dict[str, HostFacts]:
     watchdog = _Watchdog()
     results: dict[str, HostFacts] = {}
     workers = max(1, min(parallel, len(hosts)))
@@ -436,42 +414,32 @@ class ProbeCommandError(PyinfraError):
 # ----- pyinfra plumbing -------------------------------------------------------------------------------------------
 
 
-def _make_state(hosts: Sequence[HostLike], ssh: SshSettings, parallel: int) -> State:
+def _make_state(
+    hosts: Sequence[HostLike], resolved: Mapping[str, HostSsh], config: Path, ssh: SshSettings, parallel: int
+) -> State:
     """A pyinfra State whose inventory holds one SSH host per inventory host (named like it)."""
-    names_data = [(host.name, _connector_data(host, ssh)) for host in hosts]
+    names_data = [(host.name, _connector_data(resolved[host.name], config, ssh)) for host in hosts]
     # pyinfra's constructors are untyped; their arguments are plain data built above.
-    config = Config(  # type: ignore[no-untyped-call]
+    config_ = Config(  # type: ignore[no-untyped-call]
         CONNECT_TIMEOUT=ssh.connect_timeout, PARALLEL=max(1, min(parallel, len(hosts)))
     )
     inventory = Inventory((names_data, {}))  # type: ignore[no-untyped-call]
-    return State(inventory, config)
+    return State(inventory, config_)
 
 
-def _connector_data(host: HostLike, ssh: SshSettings) -> dict[str, Any]:
-    """pyinfra SSH connector data for one host, with Ansible's precedence (docs/inventory.md, "SSH settings"): the
-    command line's --known-hosts (Ansible's ssh_args, first on its ssh command line, and ssh keeps the first value
-    of an option), then the inventory's UserKnownHostsFile, then ~/.ssh/config and ssh's default."""
-    known_hosts: Path | None = ssh.known_hosts or getattr(host, "known_hosts_file", None)
-    strict = ssh.strict_host_key_checking and bool(getattr(host, "host_key_checking", True))
-    key = host.ssh_key or ssh.default_key
+def _connector_data(host: HostSsh, config: Path, ssh: SshSettings) -> dict[str, Any]:
+    """pyinfra SSH connector data for one host: its block in the generated ssh_config (``ssh_config.py``) holds
+    every setting OpenSSH resolved for Ansible; only the timeouts and the host-key policy are given here too."""
     timeout = ssh.connect_timeout
-    data: dict[str, Any] = {
-        "ssh_hostname": host.address,
-        "ssh_port": host.port,
+    return {
+        "ssh_hostname": probe_alias(host.name),
+        "ssh_config_file": str(config),
         # "no" accepts an unknown key without saving it; paramiko still refuses a changed one.
-        "ssh_strict_host_key_checking": "yes" if strict else "no",
+        "ssh_strict_host_key_checking": host.endpoint.strict,
+        # Only the files a source named, like ssh; without any, paramiko tries the agent and ~/.ssh's keys.
+        "ssh_look_for_keys": not host.endpoint.identity_files,
         "ssh_paramiko_connect_kwargs": {"banner_timeout": timeout, "auth_timeout": timeout, "channel_timeout": timeout},
     }
-    user = host.user or ssh.default_user
-    if user:
-        data["ssh_user"] = user
-    if key is not None:
-        data["ssh_key"] = str(key.expanduser())
-    if known_hosts is not None:
-        data["ssh_known_hosts_file"] = str(known_hosts.expanduser())
-    if ssh.ssh_config is not None:
-        data["ssh_config_file"] = str(ssh.ssh_config.expanduser())
-    return data
 
 
 def _reset_host_key_cache() -> None:

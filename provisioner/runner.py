@@ -20,6 +20,7 @@ import ansible_runner
 
 from provisioner.errors import InterruptedRunError
 from provisioner.paths import playbook_dir as shipped_playbook_dir
+from provisioner.ssh_config import SshSettings
 
 # Environment variables that carry secrets into provision. ansible-runner copies the whole process environment into
 # every run's artifacts (artifacts/<id>/command) and into the playbook's process, so they must be gone before a run:
@@ -33,36 +34,6 @@ _HOST_RESULT_EVENTS = {
     "runner_on_unreachable": "unreachable",
     "runner_on_skipped": "skipped",
 }
-
-
-@dataclass(frozen=True)
-class SshOptions:
-    """How Ansible reaches the hosts. Host-key checking is on unless the user turned it off on the command line."""
-
-    known_hosts: Path | None = None
-    host_key_checking: bool = True
-    private_key: Path | None = None
-    user: str | None = None
-    connect_timeout: int = 15
-
-    def envvars(self) -> dict[str, str]:
-        env = {
-            "ANSIBLE_HOST_KEY_CHECKING": "True" if self.host_key_checking else "False",
-            "ANSIBLE_TIMEOUT": str(self.connect_timeout),
-            # Pipelining: fewer round trips per task; sudo without requiretty is the norm on current distributions.
-            "ANSIBLE_PIPELINING": "True",
-        }
-        args = ["-o ControlMaster=auto", "-o ControlPersist=60s"]
-        if self.known_hosts is not None:
-            args.append(f"-o UserKnownHostsFile={self.known_hosts}")
-        if not self.host_key_checking:
-            args.append("-o StrictHostKeyChecking=no")
-        env["ANSIBLE_SSH_ARGS"] = " ".join(args)
-        if self.private_key is not None:
-            env["ANSIBLE_PRIVATE_KEY_FILE"] = str(self.private_key)
-        if self.user is not None:
-            env["ANSIBLE_REMOTE_USER"] = self.user
-        return env
 
 
 @dataclass(frozen=True)
@@ -172,7 +143,7 @@ class Runner:
     def __init__(
         self,
         work_dir: Path,
-        ssh: SshOptions,
+        ssh: SshSettings,
         *,
         on_event: Callable[[HostEvent], None] | None = None,
         playbook_dir: Path | None = None,

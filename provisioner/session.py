@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from provisioner.inventory import Cluster
 from provisioner.phases.base import Reporter
-from provisioner.probe import SshSettings
-from provisioner.runner import Runner, SshOptions, new_run_id
+from provisioner.runner import Runner, new_run_id
+from provisioner.ssh_config import SshSettings
 from provisioner.state import ClusterState
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ class Session:
     inventory: Path
     state: ClusterState
     reporter: Reporter
-    ssh: SshSettings
-    ssh_options: SshOptions
+    ssh: SshSettings  # the command line's part of the SSH configuration, for the probe and Ansible alike
     flavor: Flavor
     secrets: SecretFiles = field(default_factory=SecretFiles)
     run_id: str = field(default_factory=new_run_id)  # every playbook of this command keeps its artifacts together
@@ -56,6 +55,6 @@ class Session:
             path = json.dumps(str(self.secrets.become_password))  # a JSON string is a valid Jinja string literal
             base["ansible_become_password"] = "{{ lookup('ansible.builtin.file', " + path + ") }}"
         return Runner(
-            self.state.runner_dir, self.ssh_options, on_event=self.reporter.host_event, base_extravars=base,
+            self.state.runner_dir, self.ssh, on_event=self.reporter.host_event, base_extravars=base,
             run_id=self.run_id,
         )

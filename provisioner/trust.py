@@ -1,8 +1,8 @@
 """Trust on first use, deliberately: what `provision trust` reads, compares and records.
 
 Each host's SSH host keys are fetched with ``ssh-keyscan`` (OpenSSH's client, which Ansible needs anyway) and compared
-with the known_hosts file that host is checked against (the same precedence as the probe and Ansible: the command
-line's --known-hosts, the inventory's UserKnownHostsFile, ~/.ssh/config's, then ~/.ssh/known_hosts). A key type
+with the known_hosts file that host is checked against (the first UserKnownHostsFile that OpenSSH resolves for it,
+``provisioner.ssh_config``: the same the probe and Ansible use). A key type
 with no entry is NEW and is recorded only after the user saw its fingerprint and agreed; an entry of that type with
 another key is CHANGED and is never replaced here (the user removes it after checking why it changed). This is
 OpenSSH's `accept-new`, with a person in the loop.
@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,29 @@ KEY_TYPES = "ed25519,ecdsa,rsa"
 SCAN_TIMEOUT_S = 5
 SSH_PORT = 22
 _KEYSCAN_FIELDS = 3  # name, type, base64
+BEHIND_A_PROXY_COMMAND = (
+    "reached through a ProxyCommand, which ssh-keyscan cannot use: read the key on the host's console and add it to "
+    "the known_hosts file yourself"
+)
+
+
+def through_jump(ssh_config: str | None, proxy_jump: str) -> list[str]:
+    """The ssh command line that logs into the last jump host of a ProxyJump list, through the ones before it, the
+    way ssh's ProxyJump reaches it (the configuration file only; host keys checked, no question asked)."""
+    *before, last = [spec.strip() for spec in proxy_jump.split(",") if spec.strip()]
+    user, _, hostport = last.rpartition("@")
+    host, port = hostport, ""
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    command = ["ssh", "-o", "BatchMode=yes"]
+    command += ["-F", ssh_config] if ssh_config else []
+    command += ["-J", ",".join(before)] if before else []
+    command += ["-l", user] if user else []
+    command += ["-p", port] if port else []
+    return [*command, "--", host]
 
 State = Literal["known", "new", "changed", "unreachable"]
 
@@ -78,14 +102,19 @@ def parse_keyscan(output: str) -> list[ScannedKey]:
     return list(keys.values())
 
 
-def scan(address: str, port: int, timeout: int = SCAN_TIMEOUT_S) -> tuple[list[ScannedKey], str]:
-    """The host's keys, or ([], why not)."""
+def scan(
+    address: str, port: int, timeout: int = SCAN_TIMEOUT_S, via: Sequence[str] = ()
+) -> tuple[list[ScannedKey], str]:
+    """The host's keys, or ([], why not). ``via``: an ssh command line that logs into the last jump host (checked
+    against its own known_hosts, in batch mode), where ssh-keyscan runs: the same path ProxyJump takes."""
     keyscan = shutil.which("ssh-keyscan")
     if keyscan is None:
         return [], "ssh-keyscan is not installed on this machine (Debian/Ubuntu: apt-get install openssh-client)"
+    command = ["ssh-keyscan" if via else keyscan, "-T", str(timeout), "-t", KEY_TYPES, "-p", str(port), address]
     done = subprocess.run(
-        [keyscan, "-T", str(timeout), "-t", KEY_TYPES, "-p", str(port), address],
-        capture_output=True, text=True, check=False, timeout=timeout * 4 + 5,
+        [*via, shlex.join(command)] if via else command,
+        capture_output=True, text=True, check=False, timeout=timeout * 4 + 5 + (30 if via else 0),
+        stdin=subprocess.DEVNULL,
     )
     keys = parse_keyscan(done.stdout)
     if not keys:
@@ -143,18 +172,3 @@ def record(known_hosts: Path, entries: Iterable[tuple[str, ScannedKey]]) -> int:
             handle.write("\n")
         handle.writelines(lines)
     return len(lines)
-
-
-def known_hosts_for(cli: Path | None, inventory: Path | None, ssh_config: Path | None, address: str) -> Path:
-    """The file a host is checked against: --known-hosts, the inventory's, ~/.ssh/config's, ~/.ssh/known_hosts."""
-    if cli is not None:
-        return cli
-    if inventory is not None:
-        return inventory.expanduser()
-    config = ssh_config if ssh_config is not None else Path("~/.ssh/config").expanduser()
-    if config.is_file():
-        parsed = paramiko.SSHConfig.from_path(str(config)).lookup(address)
-        files = parsed.get("userknownhostsfile")
-        if files:
-            return Path(str(files).split()[0]).expanduser()
-    return Path("~/.ssh/known_hosts").expanduser()

@@ -24,12 +24,12 @@ from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.facts import hardware
 
 from provisioner.inventory.model import Hardware, Host
+from provisioner.ssh_config import SshSettings
 from provisioner.probe import (
     PROBE_COMMAND,
     PYINFRA_FACTS,
     SECTION_MARK,
     HostFacts,
-    SshSettings,
     classify_board,
     classify_error,
     clock_skew,
@@ -383,17 +383,17 @@ def test_host_key_checking_is_on(make_lab: MakeLab, tmp_path: Path) -> None:
 
     # A host's own inventory setting (UserKnownHostsFile in its SSH args) is used when the command line names no
     # file; --known-hosts (SshSettings.known_hosts) wins over it, as on Ansible's ssh command line (issue 18).
-    own = probe_hosts([lab_host(lab, "k1", known_hosts_file=lab.known_hosts)], SshSettings(default_key=lab.key_path))
+    own_file = lab_host(lab, "k1", ssh_common_args=f"-o UserKnownHostsFile={lab.known_hosts}")
+    own = probe_hosts([own_file], SshSettings(default_key=lab.key_path))
     assert own["k1"].reachable
-    overridden = probe_hosts([lab_host(lab, "k1", known_hosts_file=lab.known_hosts)], SshSettings(known_hosts=wrong,
-                             default_key=lab.key_path))  # fmt: skip
+    overridden = probe_hosts([own_file], SshSettings(known_hosts=wrong, default_key=lab.key_path))
     assert overridden["k1"].error == "host key verification failed"
 
 
 @pytest.mark.lab
 def test_wrong_user_and_closed_port_are_told_apart(make_lab: MakeLab) -> None:
     lab = make_lab(["p1"], mirror=False)
-    hosts = [lab_host(lab, "p1", name="wronguser", user="nobody"), lab_host(lab, "p1", name="closed", port=2222)]
+    hosts = [lab_host(lab, "p1", name="wronguser", user="nobody"), lab_host(lab, "p1", name="closed", port=2222, port_given=True)]
 
     facts = probe_hosts(hosts, settings(lab))
 

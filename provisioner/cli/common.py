@@ -7,6 +7,7 @@ import dataclasses
 import getpass
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from provisioner.cli.output import JsonReporter, TextReporter
@@ -14,9 +15,9 @@ from provisioner.errors import UsageError
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.inventory import load_inventory
 from provisioner.inventory.model import FLAVORS
-from provisioner.probe import SshSettings
-from provisioner.runner import SECRET_ENV, SshOptions
+from provisioner.runner import SECRET_ENV
 from provisioner.session import SecretFiles, Session
+from provisioner.ssh_config import HostSsh, SshSettings, resolve
 from provisioner.state import ClusterLock, ClusterState, lock_cluster
 
 SHOWN = 5  # items named in a one-line warning before "..."
@@ -124,15 +125,8 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
     known_hosts = args.known_hosts.resolve() if args.known_hosts else None
     if known_hosts is not None and not known_hosts.is_file():
         raise UsageError(f"--known-hosts {known_hosts}: no such file")
-    if known_hosts is not None:
-        overridden = sorted({f"{h.known_hosts_file} ({h.name})" for h in cluster.hosts
-                             if h.known_hosts_file is not None and h.known_hosts_file.resolve() != known_hosts})
-        if overridden:
-            reporter.warn(
-                f"--known-hosts {known_hosts} wins over the inventory's UserKnownHostsFile for every host (probe and "
-                f"Ansible alike): {', '.join(overridden[:SHOWN])}{' ...' if len(overridden) > SHOWN else ''}"
-            )
     ssh = SshSettings(known_hosts=known_hosts, strict_host_key_checking=checking)
+    report_ssh_conflicts(reporter, resolve(cluster.hosts, ssh).values())
     flavor = get_flavor(cluster.flavor, FlavorOptions(ssh=ssh))
     command = getattr(args, "command", None)
     if command is not None and command not in flavor.commands:
@@ -162,10 +156,20 @@ def open_session(args: argparse.Namespace, *, changes: bool = True) -> Session:
         state=state,
         reporter=reporter,
         ssh=ssh,
-        ssh_options=SshOptions(known_hosts=known_hosts, host_key_checking=checking),
         flavor=flavor,
         secrets=secrets,
     )
+
+
+def report_ssh_conflicts(reporter: TextReporter, resolved: Iterable[HostSsh]) -> None:
+    """One warning per conflict between two sources of an SSH setting, with the hosts it concerns."""
+    hosts: dict[str, list[str]] = {}
+    for host in resolved:
+        for conflict in host.conflicts:
+            hosts.setdefault(conflict, []).append(host.name)
+    for conflict, names in hosts.items():
+        shown = ", ".join(names[:SHOWN]) + (" ..." if len(names) > SHOWN else "")
+        reporter.warn(f"SSH settings of {shown}: {conflict} (probe and Ansible alike)")
 
 
 def take_secret_from_env(name: str) -> str | None:

@@ -8,6 +8,7 @@ known_hosts file the runs use, after the user compared the fingerprints (the boa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from provisioner.cli.common import add_inventory_options, reporter_for
 from provisioner.cli.lifecycle import confirm
 from provisioner.errors import ExitCode, ProvisionError, UsageError
 from provisioner.inventory import load_inventory
+from provisioner.ssh_config import SshSettings, resolve
 
 
 class HostKeyError(ProvisionError):
@@ -57,12 +59,20 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--limit names hosts the inventory does not have: {', '.join(unknown)}")
         hosts = [h for h in hosts if h.name in wanted]
     cli_file = args.known_hosts.resolve() if args.known_hosts else None
+    # The file, address and port each host's key is checked against, exactly as ssh resolves them for Ansible.
+    resolved = resolve(hosts, SshSettings(known_hosts=cli_file))
 
     judged: list[trust.HostTrust] = []
     for host in hosts:
-        file = trust.known_hosts_for(cli_file, host.known_hosts_file, None, host.address)
-        keys, error = trust.scan(host.address, host.port)
-        judged.append(trust.judge(trust.HostTrust(host.name, host.address, host.port, file, "known"), keys, error))
+        found = resolved[host.name]
+        target = trust.HostTrust(host.name, found.endpoint.hostname, found.endpoint.port, found.known_hosts_file,
+                                 "known")
+        if found.endpoint.proxy_command:
+            judged.append(dataclasses.replace(target, state="unreachable", error=trust.BEHIND_A_PROXY_COMMAND))
+            continue
+        via = trust.through_jump(found.config_file, found.endpoint.proxy_jump) if found.endpoint.proxy_jump else []
+        keys, error = trust.scan(target.address, target.port, via=via)
+        judged.append(trust.judge(target, keys, error))
 
     rows = [[t.host, t.entry_name, t.state.upper() if t.state in ("new", "changed") else t.state,
              " ".join(k.fingerprint for k in (t.new or t.keys)[:1]) or t.error, str(t.known_hosts)] for t in judged]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from provisioner.lifecycle_plan import Node, RemovalPlan
 from provisioner.phases.base import Phase
 from provisioner.phases.settings import RecordedSettings
-from provisioner.probe import SshSettings
+from provisioner.ssh_config import SshSettings
 
 if TYPE_CHECKING:
     from provisioner.session import SecretFiles, Session

@@ -170,6 +170,12 @@ def check_port(report: Report, host: str, variables: Mapping[str, object]) -> in
     return raw
 
 
+def port_given(variables: Mapping[str, object]) -> bool:
+    """Whether the inventory sets the port (Ansible then passes it to ssh, ahead of ~/.ssh/config's Port)."""
+    return any(variables.get(name) is not None and not _template(variables.get(name))
+               for name in ("ansible_port", "ansible_ssh_port"))
+
+
 def check_bool(report: Report, host: str | None, name: str, raw: object, default: bool) -> bool:
     """A boolean as Ansible reads it (yes/no/true/false/1/0)."""
     if raw is None or _template(raw):
@@ -191,14 +197,14 @@ def text_or_none(report: Report, host: str, name: str, raw: object) -> str | Non
 
 
 def ssh_option(args: str | None, option: str) -> str | None:
-    """The value of ``-o Option=value`` (or ``-oOption=value`` / ``-o Option value``) in SSH args, last one wins."""
+    """The value of ``-o Option=value`` (or ``-oOption=value`` / ``-o Option value``) in SSH args; like ssh, the first
+    one wins."""
     if not args or _template(args):
         return None
     try:
         words = shlex.split(args)
     except ValueError:
         return None
-    found: str | None = None
     for number, word in enumerate(words):
         text = word[2:] if word.startswith("-o") and word != "-o" else None
         if word == "-o" and number + 1 < len(words):
@@ -209,8 +215,8 @@ def ssh_option(args: str | None, option: str) -> str | None:
         if not sep:
             key, _, value = text.partition(" ")
         if key.strip().lower() == option.lower():
-            found = value.strip()
-    return found
+            return value.strip()
+    return None
 
 
 def known_hosts_file(common: str | None, extra: str | None) -> Path | None:

@@ -609,6 +609,7 @@ class _Builder:
             ssh_extra_args=extra,
             known_hosts_file=host_checks.known_hosts_file(common, extra),
             host_key_checking=checking and not strict_off,
+            port_given=host_checks.port_given(variables),
         )
 
     def check_node_name(self, name: str) -> None:

@@ -73,6 +73,7 @@ class Host:
     ssh_extra_args: str | None = None
     known_hosts_file: Path | None = None  # from -o UserKnownHostsFile=... in the SSH args
     host_key_checking: bool = True  # off only when the inventory says so explicitly
+    port_given: bool = False  # ansible_port set: then it wins over ~/.ssh/config's Port, as on Ansible's ssh line
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from provisioner.errors import HostProblem, ProbeError
 from provisioner.phases.base import Context, PhaseOutcome
-from provisioner.probe import Check, SshSettings, compare, probe_hosts
+from provisioner.probe import Check, compare, probe_hosts
+from provisioner.ssh_config import SshSettings
 
 
 @dataclass

@@ -52,6 +52,7 @@ class LabCluster:
     name: str = "lab"
     extra_vars: dict[str, Any] = field(default_factory=dict)
     flavor: str = "k3s"
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ class LabCluster:
 
     def write_inventory(self) -> None:
         data = lab_inventory(self.lab, self.servers, self.agents, cluster_name=self.name, extra_vars=self.extra_vars,
-                             **({"flavor": self.flavor} if self.flavor != "k3s" else {}))
+                             host_vars=self.host_vars, **({"flavor": self.flavor} if self.flavor != "k3s" else {}))
         write_lab_inventory(self.inventory, data)
 
     def env(self) -> dict[str, str]:

@@ -549,6 +549,28 @@ class Lab:
         if result.returncode != 0:
             raise LabError(f"could not rename {host}'s re-attached interface to eth0: {result.stderr.strip()}")
 
+    def move_behind(self, jump: str, hosts: Sequence[str]) -> str:
+        """A site network only ``jump`` reaches: ``hosts`` leave the lab network for it, the jump host (and the mirror,
+        as a site's local cache) join it. The network is internal and its bridge has no address on this machine, so
+        nothing here reaches the hosts but through the jump host, by the names only the site resolves (Docker's DNS
+        on the site network: the host names). Returns the site network's name."""
+        site = f"{self.network}-site"
+        docker("network", "create", "--driver", "bridge", "--internal",
+               "-o", "com.docker.network.bridge.inhibit_ipv4=true", *labels(self.lab_id, role="site"), site)
+        docker("network", "connect", "--alias", jump, site, self.container(jump))
+        if self.mirror_url is not None:
+            docker("network", "connect", "--alias", "mirror", site, self.container("mirror"))
+        for host in hosts:
+            docker("network", "connect", "--alias", host, site, self.container(host))
+            docker("network", "disconnect", self.network, self.container(host))
+            # The site's interface is the host's only one: call it eth0 again, with a default route as boards have.
+            moved = self.exec(host, "set -e; dev=$(ip -o link show | awk -F': ' '$2 !~ /^lo/ {print $2}' | cut -d@ -f1"
+                              " | head -1); if [ \"$dev\" != eth0 ]; then ip link set \"$dev\" down; "
+                              "ip link set \"$dev\" name eth0; ip link set eth0 up; fi; ip route replace default dev eth0")
+            if moved.returncode != 0:
+                raise LabError(f"could not move {host} behind {jump}: {moved.stderr.strip()}")
+        return site
+
     def diagnose(self, host: str) -> str:
         """systemd's view of a host that does not come up (for error messages)."""
         report = self.exec(

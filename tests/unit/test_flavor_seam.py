@@ -10,7 +10,7 @@ import pytest
 
 from provisioner.flavors import FlavorOptions, get_flavor
 from provisioner.inventory.model import FLAVORS
-from provisioner.probe import SshSettings
+from provisioner.ssh_config import SshSettings
 
 pytestmark = pytest.mark.unit
 

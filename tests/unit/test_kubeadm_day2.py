@@ -11,7 +11,7 @@ from provisioner.flavors.k3s import K3sFlavor
 from provisioner.flavors.kubeadm import KubeadmFlavor
 from provisioner.lifecycle_plan import RemovalPlan
 from provisioner.paths import playbook_dir
-from provisioner.probe import SshSettings
+from provisioner.ssh_config import SshSettings
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.cli.output import TextReporter
-from provisioner.runner import HostEvent, HostOutcome, Runner, SshOptions
+from provisioner.runner import HostEvent, HostOutcome, Runner
+from provisioner.ssh_config import SshSettings
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +17,7 @@ def _event(name: str, host: str, task: str, **res: object) -> dict:
 
 def test_events_become_outcomes() -> None:
     seen: list[HostEvent] = []
-    runner = Runner(Path("/nonexistent"), SshOptions(), on_event=seen.append)
+    runner = Runner(Path("/nonexistent"), SshSettings(), on_event=seen.append)
     hosts: dict[str, HostOutcome] = {}
     for event in [
         _event("runner_on_ok", "s1", "Write config.yaml", changed=True),
@@ -34,7 +35,7 @@ def test_events_become_outcomes() -> None:
 
 
 def test_ignored_failures_do_not_fail_the_host() -> None:
-    runner = Runner(Path("/nonexistent"), SshOptions())
+    runner = Runner(Path("/nonexistent"), SshSettings())
     hosts: dict[str, HostOutcome] = {}
     event = _event("runner_on_failed", "s1", "Optional", msg="nope")
     event["event_data"]["ignore_errors"] = True
@@ -43,7 +44,7 @@ def test_ignored_failures_do_not_fail_the_host() -> None:
 
 
 def test_a_failed_loop_reports_its_first_failed_item() -> None:
-    runner = Runner(Path("/nonexistent"), SshOptions())
+    runner = Runner(Path("/nonexistent"), SshSettings())
     hosts: dict[str, HostOutcome] = {}
     items = [{"failed": False, "msg": "All assertions passed"}, {"failed": True, "msg": "k3s-airgap.tar.zst: bad sum"}]
     runner._record(_event("runner_on_failed", "s1", "Compare", msg="One or more items failed", results=items), hosts)
@@ -54,17 +55,17 @@ def test_a_failed_loop_reports_its_first_failed_item() -> None:
 
 
 def test_host_key_checking_is_on_by_default() -> None:
-    env = SshOptions(known_hosts=Path("/k")).envvars()
+    env = SshSettings(known_hosts=Path("/k")).envvars()
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "UserKnownHostsFile=/k" in env["ANSIBLE_SSH_ARGS"]
     assert "StrictHostKeyChecking=no" not in env["ANSIBLE_SSH_ARGS"]
-    off = SshOptions(host_key_checking=False).envvars()
+    off = SshSettings(strict_host_key_checking=False).envvars()
     assert off["ANSIBLE_HOST_KEY_CHECKING"] == "False"
 
 
 def test_show_tasks_become_notes_the_user_sees(capsys: pytest.CaptureFixture[str]) -> None:
     reporter = TextReporter()
-    runner = Runner(Path("/nonexistent"), SshOptions(), on_event=reporter.host_event)
+    runner = Runner(Path("/nonexistent"), SshSettings(), on_event=reporter.host_event)
     hosts: dict[str, HostOutcome] = {}
     note = "/etc/rancher/k3s/config.yaml: node-label: (unset) -> [tier=edge]"
     runner._record(_event("runner_on_ok", "a1", "k3s : Show what changes in config.yaml", msg=note), hosts)

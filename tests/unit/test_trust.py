@@ -3,6 +3,7 @@ against a known_hosts file (hashed entries too), and recording new keys into a 0
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from provisioner import trust
+from provisioner.inventory.model import Host
+from provisioner.ssh_config import SshSettings, resolve
 
 pytestmark = pytest.mark.unit
 
@@ -76,14 +79,20 @@ def test_a_host_that_gave_no_key_is_unreachable_with_the_reason(tmp_path: Path) 
     assert judged.state == "unreachable" and "refused" in judged.error
 
 
-def test_the_file_follows_the_command_line_then_the_inventory_then_ssh_config(tmp_path: Path) -> None:
+def test_trust_checks_the_file_ssh_resolves_for_each_host(tmp_path: Path) -> None:
+    """The file is the first UserKnownHostsFile of the one SSH configuration: the command line's, the inventory's,
+    the SSH configuration file's, then ssh's default."""
     config = tmp_path / "config"
     config.write_text("Host 10.0.0.*\n  UserKnownHostsFile ~/site_known_hosts /etc/other\n")
-    cli, inv = tmp_path / "cli", tmp_path / "inv"
-    assert trust.known_hosts_for(cli, inv, config, "10.0.0.5") == cli
-    assert trust.known_hosts_for(None, inv, config, "10.0.0.5") == inv
-    assert trust.known_hosts_for(None, None, config, "10.0.0.5") == Path("~/site_known_hosts").expanduser()
-    assert trust.known_hosts_for(None, None, config, "192.168.1.5") == Path("~/.ssh/known_hosts").expanduser()
+    host = Host(name="s1", address="10.0.0.5", port=22, user=None, role="server", ssh_common_args=f"-F {config}")
+    other = dataclasses.replace(host, name="s2", address="192.168.1.5")
+    inventory = dataclasses.replace(host, name="s3", ssh_extra_args="-o UserKnownHostsFile=/inv")
+    found = resolve([host, other, inventory], SshSettings())
+    assert found["s1"].known_hosts_file == Path("~/site_known_hosts").expanduser()
+    assert found["s2"].known_hosts_file == Path("~/.ssh/known_hosts").expanduser()
+    assert found["s3"].known_hosts_file == Path("/inv")  # an -o option beats the configuration file
+    cli = resolve([host, inventory], SshSettings(known_hosts=tmp_path / "cli"))
+    assert {h.known_hosts_file for h in cli.values()} == {tmp_path / "cli"}
 
 
 def test_membership_says_what_to_do_for_a_host_key_or_sudo_password_refusal() -> None:
