@@ -1,4 +1,4 @@
-"""Calico and Cilium on a kubeadm cluster, one after the other on the same two lab hosts: `up` with Calico, `reset`
+"""Calico and Cilium on a kubeadm cluster (1 control plane + 2 workers), one after the other on the same lab hosts: `up` with Calico, `reset`
 back to the hosts as they were, `up` again with Cilium. The stand-in kubelet does each CNI's install work (its
 conflist, interfaces, chains: tests/standin/kube_standin/hostnet.py), so the reset between them is checked against
 real leftovers, and the second `up` shows a reset host takes another CNI."""
@@ -40,17 +40,17 @@ def assert_registries_configured(lab, host: str) -> None:
 
 
 def test_calico_then_reset_then_cilium_on_the_same_hosts(make_lab, tmp_path: Path) -> None:
-    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1"])
-    cluster = LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1"], flavor="kubeadm",
+    lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm",
                          extra_vars={"kubeadm_cni": "calico", "kubeadm_pod_subnet": "10.200.0.0/16",
                                      "kubeadm_registries": REGISTRIES})
-    before = {h: snapshot(lab, h) for h in ("cp1", "w1")}
+    before = {h: snapshot(lab, h) for h in ("cp1", "w1", "w2")}
 
     calico = cluster.up()
     assert calico.rc == 0, calico.stdout[-4000:] + calico.stderr[-4000:]
     nodes = cluster.nodes()
-    assert set(nodes) == {"cp1", "w1"} and all(node_ready(n) for n in nodes.values())
-    assert daemonset_ready(cluster, "kube-system", "calico-node") == 2
+    assert set(nodes) == {"cp1", "w1", "w2"} and all(node_ready(n) for n in nodes.values())
+    assert daemonset_ready(cluster, "kube-system", "calico-node") == 3
     # Calico's pool is the inventory's pod subnet (the manifest's default 192.168.0.0/16 would be refused).
     assert {n["spec"]["podCIDR"] for n in nodes.values()} <= {f"10.200.{i}.0/24" for i in range(256)}
     assert_registries_configured(lab, "w1")
@@ -63,7 +63,7 @@ def test_calico_then_reset_then_cilium_on_the_same_hosts(make_lab, tmp_path: Pat
 
     reset = cluster.provision("reset", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
     assert reset.rc == 0, reset.stdout[-3000:] + reset.stderr[-3000:]
-    for host in ("cp1", "w1"):
+    for host in ("cp1", "w1", "w2"):
         changes = diff(before[host], snapshot(lab, host))
         assert changes == {}, (host, changes)
 
@@ -74,8 +74,8 @@ def test_calico_then_reset_then_cilium_on_the_same_hosts(make_lab, tmp_path: Pat
     cilium = cluster.up()
     assert cilium.rc == 0, cilium.stdout[-4000:] + cilium.stderr[-4000:]
     nodes = cluster.nodes()
-    assert set(nodes) == {"cp1", "w1"} and all(node_ready(n) for n in nodes.values())
-    assert daemonset_ready(cluster, "kube-system", "cilium") == 2
+    assert set(nodes) == {"cp1", "w1", "w2"} and all(node_ready(n) for n in nodes.values())
+    assert daemonset_ready(cluster, "kube-system", "cilium") == 3
     after = snapshot(lab, "w1")
     assert "cilium_host" in after["interfaces"] and "vxlan.calico" not in after["interfaces"]
     assert not any("cali-" in r for r in after["iptables"])

@@ -50,7 +50,7 @@ def assert_no_secret_left(cluster: LabCluster, output: str) -> None:
         assert not {"init.yaml", "join.yaml", "upload-certs.yaml"} & set(left), (host, left)
 
 
-def assert_fixed_settings_refused(cluster: LabCluster, kubelet_before: str) -> None:
+def assert_fixed_settings_refused(cluster: LabCluster, kubelet_before: str) -> None:  # and the CNI's network
     # kubeadm fixes the pod subnet at init: a changed one is refused with the reason, nothing re-initialised. The CLI
     # refuses from its record of the last up before contacting a host (exit 4); without that record (another
     # machine's state directory, or plain ansible-playbook) the first control plane's own record refuses it.
@@ -74,6 +74,22 @@ def assert_fixed_settings_refused(cluster: LabCluster, kubelet_before: str) -> N
     assert swapped.rc != 0
     assert "kubeadm_cni would change from flannel to calico" in " ".join(swapped.report["error"]["details"])
     assert cluster.kubectl("--namespace", "kube-system", "get", "daemonset", "calico-node").returncode != 0
+    del cluster.extra_vars["kubeadm_cni"]
+    cluster.write_inventory()
+
+    # The running CNI on another pod network than podSubnet (someone edited flannel's net-conf.json): refused with
+    # both networks named, rather than re-applied over running pods; flannel's ConfigMap is left as found.
+    flannel = ("--namespace", "kube-flannel", "get", "configmap", "kube-flannel-cfg", "--output", "json")
+    original = json.loads(cluster.kubectl(*flannel).stdout)["data"]["net-conf.json"]
+    other = json.dumps(json.loads(original) | {"Network": "10.99.0.0/16"})
+    patch = ("--namespace", "kube-flannel", "patch", "configmap", "kube-flannel-cfg", "--type", "merge", "--patch")
+    assert cluster.kubectl(*patch, json.dumps({"data": {"net-conf.json": other}})).returncode == 0
+    mismatch = cluster.up()
+    assert mismatch.rc != 0
+    text = " ".join(mismatch.report["error"]["details"])
+    assert "flannel runs with the pod network 10.99.0.0/16" in text and "podSubnet is 10.244.0.0/16" in text, text
+    assert json.loads(cluster.kubectl(*flannel).stdout)["data"]["net-conf.json"] == other
+    assert cluster.kubectl(*patch, json.dumps({"data": {"net-conf.json": original}})).returncode == 0
 
 
 def assert_remove_worker_and_reset(cluster: LabCluster, before: dict[str, dict[str, list[str]]]) -> None:
@@ -187,8 +203,6 @@ def test_one_control_plane_two_workers_flannel_noop_rerun_added_worker_refusals_
     assert {h: unit_invocation(cluster.lab, h, "kubelet") for h in ("cp1", "w1", "w2")} == before_kubelet
 
     assert_fixed_settings_refused(cluster, before_kubelet["cp1"])
-    del cluster.extra_vars["kubeadm_cni"]
-    cluster.write_inventory()
 
     assert_remove_worker_and_reset(cluster, before)
 

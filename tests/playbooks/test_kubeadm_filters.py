@@ -114,6 +114,29 @@ def test_calico_pool_is_set_in_the_calico_node_container() -> None:
     assert {"name": "CALICO_IPV4POOL_CIDR", "value": "10.244.0.0/16"} in env and len(env) == 2
 
 
+@pytest.mark.parametrize("cni", ["flannel", "calico", "cilium"])
+def test_a_running_cni_on_another_pod_network_is_named_and_the_right_one_is_not(cni: str) -> None:
+    """What cni_manifest writes, cni_network_conflict reads back from the object in the running cluster."""
+    calico = yaml.safe_dump({
+        "kind": "DaemonSet", "apiVersion": "apps/v1", "metadata": {"name": "calico-node", "namespace": "kube-system"},
+        "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": [{"name": "IP", "value": "x"}]}]}}},
+    })
+    cilium = yaml.safe_dump({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "cilium-config"},
+                             "data": {"cluster-pool-ipv4-cidr": "10.0.0.0/8", "ipam": "kubernetes"}})
+    manifest = {"flannel": FLANNEL, "calico": calico, "cilium": cilium}[cni]
+    kind, name = filters.CNI_NETWORK_OBJECTS[cni]
+    assert filters.cni_network_object(cni) == f"{kind.lower()}/{name}"
+    (live,) = [d for d in yaml.safe_load_all(filters.cni_manifest(manifest, cni, "10.99.0.0/16")) if d["kind"] == kind]
+    assert filters.cni_network_conflict(json.dumps(live), cni, "10.99.0.0/16") == ""
+    assert filters.cni_network_conflict(json.dumps(live), cni, "10.244.0.0/16") == "10.99.0.0/16"
+
+
+def test_a_cni_left_to_choose_its_network_is_no_conflict() -> None:
+    unset = {"kind": "DaemonSet", "metadata": {"name": "calico-node"},
+             "spec": {"template": {"spec": {"containers": [{"name": "calico-node", "env": []}]}}}}
+    assert filters.cni_network_conflict(json.dumps(unset), "calico", "10.244.0.0/16") == ""
+
+
 def test_kubeconfig_points_at_the_endpoint_under_the_clusters_name() -> None:
     ca = {"certificate-authority-data": "Q0E="}
     admin = yaml.safe_dump({

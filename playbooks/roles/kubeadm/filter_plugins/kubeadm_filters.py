@@ -82,39 +82,85 @@ def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
 
 
+# Where each CNI keeps its pod network: the kind and name of the object in its release manifest (and in the running
+# cluster). flannel: net-conf.json's Network in ConfigMap kube-flannel-cfg; calico: CALICO_IPV4POOL_CIDR of the
+# calico-node container; cilium: cluster-pool-ipv4-cidr in ConfigMap cilium-config.
+CNI_NETWORK_OBJECTS = {
+    "flannel": ("ConfigMap", "kube-flannel-cfg"),
+    "calico": ("DaemonSet", "calico-node"),
+    "cilium": ("ConfigMap", "cilium-config"),
+}
+
+
+def cni_network_object(cni: str) -> str:
+    """kubectl's name of the object where the CNI keeps its pod network, e.g. configmap/kube-flannel-cfg."""
+    kind, name = CNI_NETWORK_OBJECTS[str(cni)]
+    return f"{kind.lower()}/{name}"
+
+
+def _pod_network(doc: dict[str, Any], cni: str) -> str | None:
+    """The pod network `doc` gives the CNI ("" when the place exists but is empty), None when doc is not its place."""
+    kind, name = CNI_NETWORK_OBJECTS[cni]
+    if doc.get("kind") != kind or doc.get("metadata", {}).get("name") != name:
+        return None
+    data = doc.get("data") or {}
+    if cni == "flannel":
+        return str(json.loads(data.get("net-conf.json") or "{}").get("Network") or "")
+    if cni == "cilium":
+        return str(data.get("cluster-pool-ipv4-cidr") or "")
+    for container in _containers(doc):
+        if container.get("name") == "calico-node":
+            return next((str(e.get("value") or "") for e in container.get("env") or []
+                         if e.get("name") == "CALICO_IPV4POOL_CIDR"), "")
+    return None
+
+
+def _set_pod_network(doc: dict[str, Any], cni: str, pod_subnet: str) -> None:
+    if cni == "flannel":
+        net = json.loads(doc["data"]["net-conf.json"])
+        net["Network"] = pod_subnet
+        doc["data"]["net-conf.json"] = json.dumps(net, indent=2) + "\n"
+    elif cni == "cilium":
+        doc["data"]["cluster-pool-ipv4-cidr"] = pod_subnet
+    else:
+        for container in _containers(doc):
+            if container.get("name") == "calico-node":
+                env = [e for e in container.get("env") or [] if e.get("name") != "CALICO_IPV4POOL_CIDR"]
+                container["env"] = [*env, {"name": "CALICO_IPV4POOL_CIDR", "value": pod_subnet}]
+
+
 def cni_manifest(text: str, cni: str, pod_subnet: str) -> str:
     """The CNI's manifest with its pod network set to `pod_subnet` (every CNI must agree with kubeadm's podSubnet).
-
-    flannel: net-conf.json's Network in ConfigMap kube-flannel-cfg; calico: CALICO_IPV4POOL_CIDR of calico-node;
-    cilium: cluster-pool-ipv4-cidr in ConfigMap cilium-config. A manifest without the place to set it is refused
-    (ValueError), rather than applied with a network that would not match.
-    """
+    A manifest without the place to set it (CNI_NETWORK_OBJECTS) is refused (ValueError), rather than applied with a
+    network that would not match."""
     # Ansible hands tagged str subclasses that PyYAML's safe dumper refuses: plain str from here on.
     text, cni, pod_subnet = str(text), str(cni), str(pod_subnet)
     ipaddress.ip_network(pod_subnet)
     docs = [d for d in yaml.safe_load_all(text) if d]
     found = False
     for doc in docs:
-        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
-        if cni == "flannel" and kind == "ConfigMap" and name == "kube-flannel-cfg":
-            net = json.loads(doc["data"]["net-conf.json"])
-            net["Network"] = pod_subnet
-            doc["data"]["net-conf.json"] = json.dumps(net, indent=2) + "\n"
-            found = True
-        elif cni == "calico" and kind == "DaemonSet" and name == "calico-node":
-            for container in _containers(doc):
-                if container.get("name") != "calico-node":
-                    continue
-                env = [e for e in container.get("env") or [] if e.get("name") != "CALICO_IPV4POOL_CIDR"]
-                env.append({"name": "CALICO_IPV4POOL_CIDR", "value": pod_subnet})
-                container["env"] = env
-                found = True
-        elif cni == "cilium" and kind == "ConfigMap" and name == "cilium-config":
-            doc["data"]["cluster-pool-ipv4-cidr"] = pod_subnet
+        if _pod_network(doc, cni) is not None:
+            _set_pod_network(doc, cni, pod_subnet)
             found = True
     if not found:
         raise ValueError(f"the {cni} manifest has no place for the pod network; is it the {cni} release manifest?")
     return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def cni_network_conflict(live: str, cni: str, pod_subnet: str) -> str:
+    """The pod network a running CNI uses (`live`: kubectl's JSON of its CNI_NETWORK_OBJECTS object) when it is not
+    the cluster's podSubnet, else "". Nodes get their pod ranges from podSubnet: a CNI on another network cannot
+    hand them out (flannel: "subnet ... doesn't contain ... PodCIDR"), and applying the manifest over it would move
+    running pods' network. An unset network (the CNI's own choice) is not a conflict here."""
+    live, cni, pod_subnet = str(live), str(cni), str(pod_subnet)
+    network = _pod_network(json.loads(live), cni) or ""
+    if not network:
+        return ""
+    try:
+        same = ipaddress.ip_network(network, strict=False) == ipaddress.ip_network(pod_subnet, strict=False)
+    except ValueError:
+        same = False
+    return "" if same else network
 
 
 def kubeconfig_for(raw: str, server_url: str, cluster_name: str) -> str:
@@ -230,6 +276,8 @@ class FilterModule:
             "kubeadm_scrub": scrub,
             "kubeadm_settings_changes": settings_changes,
             "kubeadm_cni_manifest": cni_manifest,
+            "kubeadm_cni_network_conflict": cni_network_conflict,
+            "kubeadm_cni_network_object": cni_network_object,
             "kubeadm_kubeconfig_for": kubeconfig_for,
             "kubeadm_node_problems": node_problems,
             "kubeadm_daemonset_ready": daemonset_ready,
