@@ -167,6 +167,33 @@ def test_remove_etcd_servers_keeps_quorum_and_a_server_added_later_joins_alone(m
     assert set(cluster.nodes()) == {"s1"}
 
 
+@pytest.mark.heavy
+def test_one_sqlite_server_grows_to_three_on_embedded_etcd_keeping_its_data(make_lab, tmp_path: Path) -> None:
+    """Issue 12, item 11: two servers added to a one-server SQLite cluster. The first server restarts with
+    cluster-init, K3s moves the SQLite data into embedded etcd (the stand-in models K3s's migration), a copy of
+    state.db is kept first, the others join it; the agent's label (data written before) is still there."""
+    lab = make_lab(["s1", "s2", "s3", "a1"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1"])
+    assert_ok(cluster.up())
+    assert cluster.kubectl("label", "node", "a1", "kept=before-etcd").returncode == 0
+
+    cluster.servers += ["s2", "s3"]
+    cluster.write_inventory()
+    grown = cluster.up()
+    assert_ok(grown)
+    db = "/var/lib/rancher/k3s/server/db"
+    assert lab.exec("s1", f"test -e {db}/state.db.migrated && test ! -e {db}/state.db").returncode == 0
+    assert lab.exec("s1", f"stat -c %a {db}/state.db.before-etcd", check=True).stdout.strip() == "600"
+    assert "state.db.before-etcd" in grown.stdout + json.dumps(grown.report)
+    assert etcd_members(cluster, "s1") == ["s1", "s2", "s3"]
+    nodes = cluster.nodes()
+    assert set(nodes) == {"s1", "s2", "s3", "a1"} and all(node_ready(n) for n in nodes.values())
+    assert nodes["a1"]["metadata"]["labels"].get("kept") == "before-etcd"
+    again = cluster.up()
+    assert_ok(again)
+    assert again.changed_total() == 0, again.changed_by_host()
+
+
 # ------------------------------------------------------------------------------------------------- adding nodes
 @pytest.mark.parametrize("agent_count", [7, pytest.param(27, marks=pytest.mark.heavy)])
 def test_adding_an_agent_touches_only_it_and_one_server(make_lab, tmp_path: Path, agent_count: int) -> None:

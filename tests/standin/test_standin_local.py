@@ -564,6 +564,25 @@ def test_embedded_etcd_three_servers_quorum_and_snapshot(launcher: Launcher, tmp
     assert not (first.data_dir / "server" / "db" / "reset-flag").exists()
 
 
+def test_sqlite_server_restarted_with_cluster_init_moves_its_data_into_etcd(launcher: Launcher, tmp_path: Path) -> None:
+    """K3s's SQLite → etcd migration: /registry/ keys copied, state.db renamed to state.db.migrated, same token."""
+    common = ("--node-ip", "127.0.0.1", "--token", "grow-secret")
+    ports = etcd_env()
+    single = start_server(launcher, tmp_path, *common, name="s1", env=ports)
+    made = real_kubectl(single.kubeconfig, "label", "node", "s1", "kept=yes")
+    assert made.returncode == 0, made.stderr
+    token = single.token()
+    assert single.proc.terminate() == 0
+    grown = start_server(launcher, tmp_path, *common, "--cluster-init", name="s1", env=ports)
+    log = grown.proc.log()
+    assert "Migrating content from sqlite to etcd" in log and "Migrating etcd key /registry/minions/s1" in log
+    db = grown.data_dir / "server" / "db"
+    assert (db / "state.db.migrated").exists() and not (db / "state.db").exists() and (db / "etcd").is_dir()
+    kept = real_kubectl(grown.kubeconfig, "get", "node", "s1", "-o", "jsonpath={.metadata.labels.kept}")
+    assert kept.stdout == "yes", kept.stderr
+    assert grown.token() == token
+
+
 def test_joining_server_with_foreign_ca_hash_exits(launcher: Launcher, tmp_path: Path) -> None:
     first = start_server(launcher, tmp_path, "--node-ip", "127.0.0.1", "--cluster-init", name="s1", env=etcd_env())
     password = first.token().rsplit(":", 1)[1]

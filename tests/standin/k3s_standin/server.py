@@ -232,12 +232,33 @@ class ServerRun:
             if mode == "etcd-new":
                 log.info("Starting etcd for new cluster")
                 self.etcd.start_new_cluster()
+                self.migrate_from_sqlite()
             else:
                 log.info("Starting etcd for existing cluster member")
                 self.etcd.start_existing()
         except DatastoreError as exc:
             log.fatal(f"starting kubernetes: preparing server: start managed database: {exc}")
         return self.etcd  # type: ignore[no-any-return]
+
+    def migrate_from_sqlite(self) -> None:
+        """A server that ran on SQLite and starts with --cluster-init (a new etcd): like K3s, copy every key under
+        /registry/ into etcd, then rename state.db to state.db.migrated (its -wal/-shm files stay). Bootstrap data is
+        not copied: the new cluster stores it again from the CA files on disk, under the same token."""
+        sqlite = self.db_dir / "state.db"
+        if not sqlite.exists():
+            return
+        log.info("Migrating content from sqlite to etcd")
+        old = SQLiteDatastore(sqlite)
+        try:
+            for key, value in sorted(old.list("/registry/").items()):
+                log.info(f"Migrating etcd key {key}")
+                self._with_retry("etcd", lambda key=key, value=value: self.etcd.put(key, value))
+        except DatastoreError as exc:
+            log.fatal(f"starting kubernetes: preparing server: start managed database: failed to migrate content "
+                      f"from sqlite to etcd: {exc}")
+        finally:
+            old.close()
+        sqlite.rename(sqlite.with_name("state.db.migrated"))
 
     def _retry_open(self, opener: Any) -> Datastore:
         while not self.stop.is_set():
