@@ -50,6 +50,14 @@ def test_reset_leaves_hosts_as_before_and_keeps_unrelated_rules_and_ssh(make_lab
         assert "containerd-shim" in " ".join(during[host]["processes"])
     assert "lab" in cluster.kubeconfig.read_text()
 
+    # reset --limit: a1 stays a node of the cluster and keeps its node password (K3s's uninstall keeps it too), so
+    # the next up registers it again under its name (K3s refuses a known node name that brings another password).
+    partial = cluster.provision("reset", "--limit", "a1", "--yes", "--json", "--known-hosts", str(lab.known_hosts))
+    assert_ok(partial)
+    assert lab.exec("a1", "test -s /etc/rancher/node/password && test ! -e /usr/local/bin/k3s").returncode == 0
+    assert_ok(cluster.up())
+    assert node_ready(cluster.nodes()["a1"])
+
     refused = cluster.provision("reset")  # no terminal and no --yes: asks, cannot, changes nothing
     assert refused.rc == 2 and "--yes" in refused.stderr
     assert lab.exec("s1", "systemctl is-active k3s").stdout.strip() == "active"
@@ -99,6 +107,27 @@ def test_remove_agents_reachable_and_forced_and_refuse_last_server(make_lab, tmp
     last = cluster.provision("remove-node", "s1", "--yes", "--known-hosts", str(lab.known_hosts))
     assert last.rc == 4 and "last server" in last.stderr
     assert node_ready(cluster.nodes()["s1"])
+
+
+@pytest.mark.heavy
+def test_a_reflashed_agent_under_its_old_name_is_refused_with_the_way_out(make_lab, tmp_path: Path) -> None:
+    """A board reinstalled under the same name brings a new node password, which K3s refuses (the stand-in models
+    node passwords): up fails on it and says to take the old node out; after remove-node, up adds it again."""
+    lab = make_lab(["s1", "a1"])
+    cluster = LabCluster(lab, tmp_path / "cluster", servers=["s1"], agents=["a1"])
+    assert_ok(cluster.up())
+    lab.exec("a1", "systemctl stop k3s-agent && rm -f /etc/rancher/node/password", check=True)
+    cluster.extra_vars["k3s_start_timeout"] = 30
+    cluster.write_inventory()
+    rejected = cluster.up("--all")
+    assert rejected.rc != 0
+    text = rejected.stdout + rejected.stderr
+    assert "Node password rejected" in text and "provision remove-node a1 --force" in text, text[-3000:]
+    assert_ok(cluster.provision("remove-node", "a1", "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
+    del cluster.extra_vars["k3s_start_timeout"]
+    cluster.write_inventory()
+    assert_ok(cluster.up())
+    assert node_ready(cluster.nodes()["a1"])
 
 
 def assert_first_server_removed_then_rebuilt_rejoins(cluster: LabCluster) -> None:

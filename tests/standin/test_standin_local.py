@@ -464,6 +464,25 @@ def test_agent_registers_ready_then_not_ready(launcher: Launcher, tmp_path: Path
     assert wait_until(not_ready, timeout=30), "agent1 stayed Ready after its heartbeats stopped"
 
 
+def test_a_node_with_another_password_is_rejected_until_its_node_is_deleted(launcher: Launcher, tmp_path: Path) -> None:
+    """K3s's node passwords: the first registration of a name stores its password's hash; a reinstalled machine
+    (new password file) under that name is refused with k3s's message and never gets ready, until the node object
+    is deleted (which removes the stored hash)."""
+    server = start_server(launcher, tmp_path)
+    first = start_agent(launcher, tmp_path, server, server.token())
+    assert first.wait_ready(30), first.log()
+    password_file = tmp_path / "agent1-data" / "agent" / "node-password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert first.terminate() == 0
+    password_file.unlink()  # the board was reflashed: a new password, the same name
+    again = start_agent(launcher, tmp_path, server, server.token())
+    assert not again.wait_ready(12)
+    assert "Node password rejected, duplicate hostname or contents of" in again.log()
+    assert "unable to verify password for node agent1: hash does not match" in server.proc.log()
+    assert real_kubectl(server.kubeconfig, "delete", "node", "agent1").returncode == 0
+    assert again.wait_ready(30), again.log()
+
+
 def test_agent_with_foreign_ca_hash_never_becomes_ready(launcher: Launcher, tmp_path: Path) -> None:
     server = start_server(launcher, tmp_path)
     password = server.token().rsplit(":", 1)[1]

@@ -48,16 +48,17 @@ class AgentRun:
                 log.error(f"Failed to validate connection to cluster at {self.server_url}: {exc}")
                 self._wait(2)
 
-    def _call(self, path: str, method: str = "GET", body: object = None) -> object:
+    def _call(self, path: str, method: str = "GET", body: object = None,
+              extra_headers: dict[str, str] | None = None) -> object:
         """Try the configured server first, then other servers the cluster told us about."""
         first: JoinError | None = None
         for url in [self.server_url, *[u for u in self.servers if u != self.server_url]]:
             try:
                 return fetch_json(url, path, "node", self.info.password, method=method, body=body,
-                                  bundle=self.bundle)
+                                  bundle=self.bundle, extra_headers=extra_headers)
             except JoinError as exc:
                 first = first or exc
-                if " 401 " in f" {exc} " or " 404 " in f" {exc} ":
+                if any(f" {code} " in f" {exc} " for code in (401, 403, 404)):
                     break
         assert first is not None
         raise first
@@ -76,12 +77,17 @@ class AgentRun:
 
     def register(self) -> None:
         node = nodeinfo.build_node(self.settings, self.node_name, role_labels={})
+        identity = {"K3s-Node-Name": self.node_name, "K3s-Node-Password": nodeinfo.node_password(self.data_dir)}
         while True:
             try:
-                self._call("/v1-k3s/standin/register", "POST", node)
+                self._call("/v1-k3s/standin/register", "POST", node, extra_headers=identity)
                 return
             except JoinError as exc:
-                log.info(f"Waiting for node {self.node_name} to be registered: {exc}")
+                if " 403 " in f" {exc} ":
+                    rejected = nodeinfo.PASSWORD_REJECTED.format(file=nodeinfo.node_password_file(self.data_dir))
+                    log.info(f"Waiting to retrieve agent configuration; server is not ready: {rejected}")
+                else:
+                    log.info(f"Waiting for node {self.node_name} to be registered: {exc}")
                 self._wait(5)
 
     def heartbeat(self) -> None:

@@ -256,6 +256,9 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, [u.split("://", 1)[-1] for u in c.server_urls()])
         elif sub == "standin/register" and self.command == "POST":
             fresh = json.loads(self._body())
+            if not c.check_node_password(str(fresh["metadata"]["name"]), self.headers.get("K3s-Node-Password", "")):
+                self._send(403, b"Forbidden\n", "text/plain")
+                return
             node = c.register_node(fresh)
             self._json(200, node)
         elif sub.startswith("standin/heartbeat/") and self.command in ("PUT", "POST"):

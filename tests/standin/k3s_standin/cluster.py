@@ -8,8 +8,10 @@ HA topologies observable through any server's API.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,11 @@ ETCD_REMOVED_ANNOTATION = "etcd.k3s.cattle.io/removed-node-name"
 
 Json = dict[str, Any]
 
+
+
+def node_password_key(name: str) -> str:
+    """Where a node's password hash lives: the Secret ``<name>.node-password.k3s`` in kube-system."""
+    return f"/registry/secrets/kube-system/{name.lower()}.node-password.k3s"
 
 @dataclass
 class Cluster:
@@ -115,7 +122,29 @@ class Cluster:
             return True  # kept, marked for deletion (k3s: the controller's finalizer holds it)
         self.store.delete(nodes.NODE_PREFIX + name)
         self.store.delete(nodes.LEASE_PREFIX + name)
+        self.store.delete(node_password_key(name))  # k3s's node controller removes the password with the node
         return True
+
+    def check_node_password(self, name: str, password: str) -> bool:
+        """k3s's node password check: the first registration of a node name stores a hash of its password in the
+        secret ``<name>.node-password.k3s`` (kube-system); later ones must bring the same password."""
+        key = node_password_key(name)
+        raw = self.store.get(key)
+        if raw is None:
+            salt = os.urandom(16)
+            digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+            secret = {"apiVersion": "v1", "kind": "Secret", "type": "k3s.cattle.io/node-password", "immutable": True,
+                      "metadata": {"name": key.rsplit("/", 1)[1], "namespace": "kube-system",
+                                   "creationTimestamp": nodes.rfc3339(time.time())},
+                      "data": {"hash": base64.b64encode(f"{salt.hex()}:{digest.hex()}".encode()).decode()}}
+            self.store.create(key, json.dumps(secret).encode())
+            return True
+        salt_hex, _, digest_hex = base64.b64decode(json.loads(raw)["data"]["hash"]).decode().partition(":")
+        digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+        if hmac.compare_digest(digest.hex(), digest_hex):
+            return True
+        log.error(f"unable to verify password for node {name}: hash does not match")
+        return False
 
     def _remove_etcd_member(self, node: Json) -> bool:
         """k3s's managed etcd member controller: deleting an etcd node's object removes its etcd member.

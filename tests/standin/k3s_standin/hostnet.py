@@ -9,7 +9,8 @@ Real k3s (through containerd, flannel, the CNI plugins, kube-proxy and the kubel
   filter and nat tables, with rules in the built-in chains jumping to them, for IPv4 and IPv6;
 * mounts: a tmpfs per projected service-account volume under ``/var/lib/kubelet/pods/`` and a shm tmpfs per
   sandbox under ``/run/k3s/containerd/``;
-* files outside the data dir: ``/etc/rancher/node/password``, ``/run/flannel/subnet.env``, ``/var/lib/cni/``;
+* files outside the data dir: ``/etc/rancher/node/password`` (written at registration, ``nodeinfo``),
+  ``/run/flannel/subnet.env``, ``/var/lib/cni/``;
 * processes that outlive ``systemctl stop`` (the unit has ``KillMode=process``): containerd shims started from
   ``<data-dir>/data/<hash>/bin/``.
 
@@ -81,12 +82,6 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def _files(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
-    password = Path("/etc/rancher/node/password")
-    if not password.exists():
-        password.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(password, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(uuid.uuid4().hex + "\n")
     flannel = Path("/run/flannel/subnet.env")
     flannel.parent.mkdir(parents=True, exist_ok=True)
     flannel.write_text(f"FLANNEL_NETWORK={POD_CIDR_PREFIX}.0.0/16\nFLANNEL_SUBNET={POD_CIDR_PREFIX}.{subnet}.1/24\n"

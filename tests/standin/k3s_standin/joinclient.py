@@ -95,14 +95,14 @@ def validate_server(url: str, ca_hash: str) -> bytes:
 
 
 def request(url: str, path: str, user: str, password: str, *, method: str = "GET",
-            body: Any = None, bundle: bytes | None = None) -> bytes:
+            body: Any = None, bundle: bytes | None = None, extra_headers: dict[str, str] | None = None) -> bytes:
     """Authenticated request to a supervisor path, verified with the cluster CA."""
     origin = _origin(url)
     bundle = bundle or _BUNDLES.get(origin)
     if bundle is None:
         bundle = validate_server(url, "")
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    headers = {"Authorization": f"Basic {auth}"}
+    headers = {"Authorization": f"Basic {auth}", **(extra_headers or {})}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -111,5 +111,6 @@ def request(url: str, path: str, user: str, password: str, *, method: str = "GET
 
 
 def fetch_json(url: str, path: str, user: str, password: str, *, method: str = "GET", body: Any = None,
-               bundle: bytes | None = None) -> Any:
-    return json.loads(request(url, path, user, password, method=method, body=body, bundle=bundle) or b"null")
+               bundle: bytes | None = None, extra_headers: dict[str, str] | None = None) -> Any:
+    return json.loads(request(url, path, user, password, method=method, body=body, bundle=bundle,
+                              extra_headers=extra_headers) or b"null")

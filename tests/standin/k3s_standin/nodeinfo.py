@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-from . import _buildinfo, host, nodes
+from . import _buildinfo, host, hostnet, nodes
 from .config import Settings
+
+# What k3s prints when the server refuses a node's password (agent/config: a 403 on the node's certificate request).
+PASSWORD_REJECTED = (
+    "Node password rejected, duplicate hostname or contents of '{file}' may not match server node-passwd entry, try "
+    "enabling a unique node name with the --with-node-id flag"
+)
+NODE_PASSWORD_FILE = Path("/etc/rancher/node/password")
 
 SECRET_FLAGS = ("token", "agent-token", "datastore-endpoint", "etcd-s3-secret-key", "etcd-s3-access-key",
                 "vpn-auth", "t")
@@ -27,6 +35,25 @@ def node_name(settings: Settings, data_dir: Path) -> str:
             id_file.write_text(suffix + "\n")
         name = f"{name}-{suffix}"
     return name.lower()
+
+
+def node_password_file(data_dir: Path) -> Path:
+    """k3s's node password file, /etc/rancher/node/password; in local tests (where the stand-in leaves the machine
+    alone, ``hostnet.enabled``) a file of the data dir instead."""
+    return NODE_PASSWORD_FILE if hostnet.enabled(data_dir) else data_dir / "agent" / "node-password"
+
+
+def node_password(data_dir: Path) -> str:
+    """The node's password: read, or made once (random, 0600) like k3s does on its first start."""
+    path = node_password_file(data_dir)
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_hex(16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
 
 
 def node_ips(settings: Settings) -> list[str]:

@@ -85,6 +85,7 @@ class ServerRun:
         self.tls_dir = self.server_dir / "tls"
         self.db_dir = self.server_dir / "db"
         self.stop = threading.Event()
+        self.own_node_registered = threading.Event()
         self.store: Datastore | None = None
         self.etcd: Any = None
         self.httpd: api.ApiServer | None = None
@@ -461,6 +462,9 @@ class ServerRun:
             self.stop.wait(1)
 
     def _own_node_ok(self, cluster: Cluster) -> bool:
+        """Our node registered in this start (its password accepted) and still exists."""
+        if not self.own_node_registered.is_set():
+            return False
         try:
             return cluster.raw_node(self.node_name) is not None
         except DatastoreError:
@@ -478,12 +482,18 @@ class ServerRun:
                 cluster.announce_server()
                 if not self.settings.flag("disable-agent") and (not registered or
                                                                  not cluster.renew_lease(self.node_name)):
+                    if not cluster.check_node_password(self.node_name, nodeinfo.node_password(self.data_dir)):
+                        rejected = nodeinfo.PASSWORD_REJECTED.format(file=nodeinfo.node_password_file(self.data_dir))
+                        log.info(f"Waiting to retrieve agent configuration; server is not ready: {rejected}")
+                        self.stop.wait(HEARTBEAT_SECONDS)
+                        continue
                     node = nodeinfo.build_node(self.settings, self.node_name, role_labels=roles)
                     if self.etcd is not None:  # what k3s's etcd member controller reads on node delete
                         node["metadata"]["annotations"].update({
                             ETCD_NODE_NAME_ANNOTATION: self.etcd.name, ETCD_NODE_ADDRESS_ANNOTATION: self.advertise})
                     cluster.register_node(node)
                     registered = True
+                    self.own_node_registered.set()
                     log.info(f"Node {self.node_name} registered")
                 if failing:
                     log.info("Datastore connection restored")
