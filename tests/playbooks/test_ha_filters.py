@@ -63,4 +63,8 @@ def test_etcd_membership_matches_k3s_member_names_only() -> None:
     assert ha.is_etcd_member(info, "s10")
     assert not ha.is_etcd_member(info, "s2")
     assert not ha.is_etcd_member({"members": [{"name": "s1-extra-0a1b2c3d"}]}, "s1")
+    # joined but not promoted yet: not a member that counts (k3s's learners)
+    learner = {"members": [{"name": "s1-0a1b2c3d", "isLearner": False}, {"name": "s2-1a2b3c4d", "isLearner": True}]}
+    assert ha.is_etcd_member(learner, "s1") and not ha.is_etcd_member(learner, "s2")
+    assert ha.etcd_member_names(learner) == ["s1-0a1b2c3d", "s2-1a2b3c4d (learner)"]
     assert ha.etcd_member_names(None) == []

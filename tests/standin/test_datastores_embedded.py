@@ -59,12 +59,12 @@ class Lab:
         self.ports: dict[str, tuple[int, int]] = {}
         self.live: list[EmbeddedEtcd] = []
 
-    def node(self, name: str, data: str | None = None) -> EmbeddedEtcd:
+    def node(self, name: str, data: str | None = None, promote_interval: float = 0.5) -> EmbeddedEtcd:
         cert, key = self.pki.issue(f"{name}-peer")
         ports = self.ports.setdefault(data or name, (free_port(), free_port()))
         member = EmbeddedEtcd(
             self.root / (data or name), name, "127.0.0.1", PeerTLS(self.pki.ca_cert, cert, key),
-            client_port=ports[0], peer_port=ports[1],
+            client_port=ports[0], peer_port=ports[1], promote_interval=promote_interval,
         )  # fmt: skip
         self.live.append(member)
         return member
@@ -89,11 +89,35 @@ def three_members(lab: Lab) -> tuple[EmbeddedEtcd, EmbeddedEtcd, EmbeddedEtcd]:
     a.put("/registry/before-join", b"seed")
     b = lab.node("server-b")
     b.join([a.peer_url])
+    wait_until(lambda: promoted(a, b), what="b promoted from learner")  # one learner at a time, as with k3s
     c = lab.node("server-c")
     c.join([f"https://127.0.0.1:{free_port()}", b.peer_url])  # a dead URL first; join via a non-leader
     for member in (a, b, c):
         wait_until(lambda m=member: all(x["healthy"] for x in m.members()), what=f"{member.name} sees all healthy")
     return a, b, c
+
+
+def promoted(view: EmbeddedEtcd, member: EmbeddedEtcd) -> bool:
+    return any(m["name"] == member.name and not m["isLearner"] for m in view.members())
+
+
+def test_a_joined_member_is_a_learner_until_promoted_and_one_learner_at_a_time(lab: Lab) -> None:
+    a = lab.node("server-a", promote_interval=3.0)
+    a.start_new_cluster()
+    b = lab.node("server-b")
+    b.join([a.peer_url])
+    assert {m["name"]: m["isLearner"] for m in a.members()} == {a.name: False, b.name: True}
+    # a learner does not vote: a alone is the majority of the voters, so writes go on
+    a.put("/registry/while-learner", b"ok")
+    c = lab.node("server-c")
+    with pytest.raises(DatastoreError, match="ETCD join failed: etcdserver: too many learner members in cluster"):
+        c.join([a.peer_url])
+    assert not c.etcd_dir.exists()
+    wait_until(lambda: promoted(a, b), timeout=10, what="b promoted on a's ticker")
+    assert b.get("/registry/while-learner") == b"ok"
+    c = lab.node("server-c")
+    c.join([a.peer_url])
+    assert {m["name"]: m["isLearner"] for m in a.members()}[c.name] is True
 
 
 def test_three_members_quorum_loss_and_recovery(lab: Lab) -> None:
@@ -193,7 +217,8 @@ def test_layout_and_files(lab: Lab) -> None:
     assert (etcd_dir.stat().st_mode & 0o777) == 0o700
     config = json.loads((etcd_dir / "config").read_text())
     assert config["listen-peer-urls"] == a.peer_url
-    assert a.members() == [{"name": name, "peerURL": a.peer_url, "clientURL": a.client_url, "healthy": True}]
+    assert a.members() == [{"name": name, "peerURL": a.peer_url, "clientURL": a.client_url, "isLearner": False,
+                            "healthy": True}]
 
 
 def test_peer_port_requires_client_certificate_from_cluster_ca(lab: Lab, tmp_path: Path) -> None:

@@ -547,14 +547,18 @@ def test_check_config_reports_status(launcher: Launcher) -> None:
 
 
 def etcd_env() -> dict[str, str]:
-    return {"K3S_STANDIN_ETCD_CLIENT_PORT": str(free_port()), "K3S_STANDIN_ETCD_PEER_PORT": str(free_port())}
+    # Learners are promoted every second here (k3s: every 15 s), so that joins one after another stay quick.
+    return {"K3S_STANDIN_ETCD_CLIENT_PORT": str(free_port()), "K3S_STANDIN_ETCD_PEER_PORT": str(free_port()),
+            "K3S_STANDIN_ETCD_PROMOTE_S": "1"}
 
 
 def test_embedded_etcd_three_servers_quorum_and_snapshot(launcher: Launcher, tmp_path: Path) -> None:
     common = ("--node-ip", "127.0.0.1", "--token", "ha-secret")
     first = start_server(launcher, tmp_path, *common, "--cluster-init", name="s1", env=etcd_env())
-    joiners = [start_server(launcher, tmp_path, *common, "--server", first.url, name=n, env=etcd_env())
-               for n in ("s2", "s3")]
+    joiners = []
+    for n in ("s2", "s3"):  # one at a time: a joined server is a learner until s1 promotes it
+        joiners.append(start_server(launcher, tmp_path, *common, "--server", first.url, name=n, env=etcd_env()))
+        assert wait_until(lambda n=n: f"Promoted learner {n}-" in first.proc.log(), timeout=30), first.proc.log()
     rows = node_rows(real_kubectl(first.kubeconfig, "get", "nodes").stdout)
     assert set(rows) == {"s1", "s2", "s3"}
     assert all(r[1] == "Ready" and r[2] == "control-plane,etcd,master" for r in rows.values())

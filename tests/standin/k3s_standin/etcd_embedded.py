@@ -21,8 +21,14 @@ stops it, a snapshot restores it) without shipping etcd. What is modelled, and h
   peer that is behind). On a timeout the write's outcome is unknown, as with etcd.
 * **Snapshots** are a single SQLite file; restoring one resets the membership to this
   node alone under a new cluster id (``--cluster-reset --cluster-reset-restore-path``).
+* **Learners** like k3s: a joining server is added as a learner (``isLearner`` in ``/db/info``), which
+  neither votes nor counts for quorum; while one learner exists another join is refused
+  (``etcdserver: too many learner members in cluster``). The coordinator promotes a learner that
+  is reachable and caught up on a 15 s ticker (k3s's manageTickerTime), logging
+  ``Promoted learner <name>``.
 
-Not modelled: raft terms/log compaction, learners, leases, watches, revision history.
+Not modelled: raft terms/log compaction, the eviction of a learner stalled for 5 minutes, leases, watches,
+revision history.
 """
 
 # ruff: noqa: S310 - peer URLs are https:// URLs built from the member list
@@ -48,6 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from . import log
 from .datastore import DatastoreError, DatastoreUnavailable, PeerTLS
 
 __all__ = ["EmbeddedEtcd", "PeerTLS", "read_snapshot"]
@@ -57,6 +64,9 @@ UNHEALTHY = "etcdserver: unhealthy cluster"
 REMOVED = "etcdserver: the member has been permanently removed from the cluster"
 STOPPED = "etcdserver: server stopped"
 ETCD_VERSION = "3.5.9"
+TOO_MANY_LEARNERS = "etcdserver: too many learner members in cluster"
+LEARNER = "isLearner"  # member flag ("true") while a joined member waits for promotion
+PROMOTE_INTERVAL_S = 15.0  # k3s's manageTickerTime: how often the leader tries to promote a learner
 
 Member = dict[str, str]
 Routes = dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, Any]]]
@@ -338,7 +348,7 @@ class EmbeddedEtcd:
 
     def __init__(self, data_dir: Path, node_name: str, advertise_ip: str, tls: PeerTLS, *,
                  client_port: int = 2379, peer_port: int = 2380, health_interval: float = 1.0,
-                 request_timeout: float = 1.0) -> None:  # fmt: skip
+                 request_timeout: float = 1.0, promote_interval: float = PROMOTE_INTERVAL_S) -> None:  # fmt: skip
         self.data_dir = Path(data_dir)
         self.node_name = node_name
         self.advertise_ip = advertise_ip
@@ -347,6 +357,8 @@ class EmbeddedEtcd:
         self.peer_port = peer_port
         self.health_interval = health_interval
         self.request_timeout = request_timeout
+        self.promote_interval = promote_interval
+        self._next_promotion = 0.0
         self.etcd_dir = self.data_dir / "server" / "db" / "etcd"
         self.name = self._read_name() or self._new_name()
         self._store: _Store | None = None
@@ -552,6 +564,7 @@ class EmbeddedEtcd:
     def _start_background(self) -> None:
         self._running = True
         self._removed = False
+        self._next_promotion = time.monotonic() + self.promote_interval
         self._check_peers()  # one synchronous round: know who is up and catch up before serving
         thread = threading.Thread(target=self._health_loop, name=f"etcd-health-{self.node_name}", daemon=True)
         thread.start()
@@ -576,8 +589,28 @@ class EmbeddedEtcd:
         while not self._stop.wait(self.health_interval):
             try:
                 self._check_peers()
+                self._manage_learners()
             except Exception:  # noqa: S112 - the loop must survive anything a peer sends
                 continue
+
+    def _manage_learners(self) -> None:
+        """On the coordinator, every promote_interval: promote the learner if it answers and is caught up."""
+        store = self._store
+        now = time.monotonic()
+        if store is None or now < self._next_promotion:
+            return
+        self._next_promotion = now + self.promote_interval
+        if self._leader() != self.name or not self.has_quorum():
+            return
+        learners = [m["name"] for m in store.members() if m.get(LEARNER) == "true"]
+        if not learners:
+            return
+        healthy = learners[0] in self._healthy_peers()
+        with self._health_lock:
+            position = self._peer_position.get(learners[0])
+        if healthy and position == store.position():
+            self._propose({"type": "member_promote", "name": learners[0]})
+            log.info(f"Promoted learner {learners[0]}")
 
     def _check_peers(self) -> None:
         """Ask every peer for its position; pull the state from one that is ahead of us."""
@@ -641,9 +674,9 @@ class EmbeddedEtcd:
         store = self._store
         if store is None or not self._running or self._removed:
             return False
-        members = store.members()
-        healthy = sum(self._member_health(members).values())
-        return healthy >= len(members) // 2 + 1
+        voters = _voters(store.members())
+        healthy = sum(self._member_health(voters).values())
+        return healthy >= len(voters) // 2 + 1
 
     def members(self) -> list[dict[str, Any]]:
         """Current members with their health as this node sees it."""
@@ -652,12 +685,12 @@ class EmbeddedEtcd:
             return []
         members = store.members()
         health = self._member_health(members)
-        return [{**m, "healthy": health[m["name"]]} for m in members]
+        return [{**m, LEARNER: m.get(LEARNER) == "true", "healthy": health[m["name"]]} for m in members]
 
     def _leader(self) -> str:
         store = self._store
         assert store is not None
-        alive = [name for name, ok in self._member_health(store.members()).items() if ok]
+        alive = [name for name, ok in self._member_health(_voters(store.members())).items() if ok]
         return min(alive) if alive else self.name
 
     # ------------------------------------------------------------------ peer transport
@@ -730,8 +763,9 @@ class EmbeddedEtcd:
                 store.apply(entry, revision)
             if entry["type"] == "members":
                 self._note_membership(entry["members"])
-            acks = 1 + self._replicate(entry, revision, members_before)
-            if acks < len(members_before) // 2 + 1:
+            voters = {m["name"] for m in _voters(members_before)}
+            acks = 1 + len(self._replicate(entry, revision, members_before) & voters)
+            if acks < len(voters) // 2 + 1:
                 raise DatastoreUnavailable(UNHEALTHY if membership_change else TIMED_OUT)
             if op["type"] == "member_add":
                 with self._health_lock:
@@ -775,7 +809,13 @@ class EmbeddedEtcd:
                 return store.export_state(), None
             if any(node_of(m["name"]) == node_of(new["name"]) for m in members):
                 raise DatastoreError("duplicate node name found, please use a unique name for this node")
-            return None, {"id": entry_id, "type": "members", "members": [*members, new]}
+            if any(m.get(LEARNER) == "true" for m in members):
+                raise DatastoreError(TOO_MANY_LEARNERS)
+            return None, {"id": entry_id, "type": "members", "members": [*members, {**new, LEARNER: "true"}]}
+        if kind == "member_promote":
+            promoted = [{k: v for k, v in m.items() if k != LEARNER} if m["name"] == op["name"] else m
+                        for m in members]
+            return None, {"id": entry_id, "type": "members", "members": promoted}
         if kind == "member_remove":
             target = op["name"]
             kept = [m for m in members if m["name"] != target and node_of(m["name"]) != target]
@@ -786,14 +826,14 @@ class EmbeddedEtcd:
             return None, {"id": entry_id, "type": "members", "members": kept}
         raise DatastoreError(f"unknown operation {kind!r}")
 
-    def _replicate(self, entry: dict[str, Any], revision: int, members: list[Member]) -> int:
-        """Send the entry to every other member in parallel; return how many acknowledged."""
+    def _replicate(self, entry: dict[str, Any], revision: int, members: list[Member]) -> set[str]:
+        """Send the entry to every other member (learners too) in parallel; return who acknowledged."""
         store, pool = self._store, self._pool
         assert store is not None and pool is not None
         body = {"cluster_id": store.cluster_id(), "revision": revision, "entry": entry}
         peers = [m for m in members if m["name"] != self.name]
-        futures = [pool.submit(self._replicate_one, m, body) for m in peers]
-        return sum(1 for f in futures if f.result())
+        futures = {m["name"]: pool.submit(self._replicate_one, m, body) for m in peers}
+        return {name for name, f in futures.items() if f.result()}
 
     def _replicate_one(self, member: Member, body: dict[str, Any]) -> bool:
         try:
@@ -1044,6 +1084,11 @@ class EmbeddedEtcd:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _voters(members: list[Member]) -> list[Member]:
+    """The members that vote (and count for quorum): all but learners."""
+    return [m for m in members if m.get(LEARNER) != "true"]
 
 
 def _url_host(ip: str) -> str:

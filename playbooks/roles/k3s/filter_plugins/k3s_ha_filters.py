@@ -119,14 +119,18 @@ def critical_diff(current: dict[str, Any] | None, intended: dict[str, Any] | Non
 
 
 def etcd_member_names(db_info: dict[str, Any] | None) -> list[str]:
-    """Member names from k3s's /db/info (an etcd MemberListResponse)."""
-    return [str(m.get("name", "")) for m in (db_info or {}).get("members", []) or [] if m.get("name")]
+    """Member names from k3s's /db/info (an etcd MemberListResponse), a learner marked as such."""
+    return [str(m["name"]) + (" (learner)" if m.get("isLearner") else "")
+            for m in (db_info or {}).get("members", []) or [] if m.get("name")]
 
 
 def is_etcd_member(db_info: dict[str, Any] | None, node_name: str) -> bool:
-    """k3s names a member '<node name>-<8 hex>'; a member that has not started yet has no name."""
+    """Whether the server is a voting etcd member. k3s names a member '<node name>-<8 hex>' (a member that has not
+    started yet has no name) and adds a joining server as a learner, which the leader promotes once it caught up:
+    until then it does not count for quorum, and etcd refuses the next join ("too many learner members")."""
     pattern = re.compile(rf"^{re.escape(str(node_name))}-[0-9a-f]{{8}}$")
-    return any(pattern.match(name) for name in etcd_member_names(db_info))
+    return any(pattern.match(str(m.get("name") or "")) and not m.get("isLearner")
+               for m in (db_info or {}).get("members", []) or [])
 
 
 class FilterModule:
