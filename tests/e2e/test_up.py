@@ -80,6 +80,18 @@ def test_secrets_stay_out_of_output_artifacts_and_reports(cluster: LabCluster) -
     assert leaked == []
     env_file = cluster.lab.exec("a1", "stat -c %a /etc/systemd/system/k3s-agent.service.env", check=True)
     assert env_file.stdout.strip() == "600"
+    # Agents hold an agent token of their own (user `node`), and the server token is nowhere on them: a stolen
+    # board can register nodes, not join as a server or read the datastore (issue 12, item 3).
+    agent_token = cluster.lab.exec("s1", "cat /var/lib/rancher/k3s/server/agent-token", check=True).stdout.strip()
+    assert "::node:" in agent_token and agent_token.split("::node:", 1)[1] != password
+    agent_env = cluster.lab.exec("a1", "cat /etc/systemd/system/k3s-agent.service.env", check=True).stdout
+    assert f"K3S_TOKEN={agent_token}" in agent_env.splitlines()
+    on_agent = cluster.lab.exec("a1", f"grep -rlF -- '{password}' /etc /var/lib/rancher /run 2>/dev/null; true")
+    assert on_agent.stdout.strip() == ""
+    agent_password = agent_token.split("::node:", 1)[1]
+    assert agent_password not in outcome.stdout + outcome.stderr
+    assert [str(p) for p in cluster.state_dir.rglob("*")
+            if p.is_file() and p.name != "kubeconfig" and agent_password.encode() in p.read_bytes()] == []
 
 
 def test_unreachable_agent_is_reported_and_a_rerun_completes_it(cluster: LabCluster) -> None:

@@ -502,6 +502,23 @@ def test_agent_with_wrong_password_retries(launcher: Launcher, tmp_path: Path) -
     assert agent.popen.poll() is None
 
 
+def test_with_an_agent_token_agents_need_it_and_it_joins_no_server(launcher: Launcher, tmp_path: Path) -> None:
+    """K3s's agent-token: agents authenticate as `node` with the agent password only (the server token no longer
+    works for them), and the agent token cannot fetch the bootstrap data a joining server needs."""
+    server = start_server(launcher, tmp_path, "--agent-token", "agents-only-secret")
+    agent_token = (server.data_dir / "server" / "agent-token").read_text().strip()
+    assert not (server.data_dir / "server" / "agent-token").is_symlink() and "::node:agents-only-secret" in agent_token
+    with_server_token = start_agent(launcher, tmp_path, server, server.token(), name="a-server-token")
+    assert with_server_token.wait_log("Waiting to retrieve agent configuration; server is not ready: .*401 Unauthorized")
+    assert not with_server_token.wait_ready(3)
+    with_agent_token = start_agent(launcher, tmp_path, server, agent_token, name="a-agent-token")
+    assert with_agent_token.wait_ready(30), with_agent_token.log()
+    as_server = start_server(launcher, tmp_path, "--node-ip", "127.0.0.1", "--server", server.url, "--token",
+                             agent_token, name="s-agent-token", wait=False, env=etcd_env())
+    assert as_server.proc.popen.wait(30) == 1
+    assert "401" in as_server.proc.log(), as_server.proc.log()
+
+
 def test_standin_kubectl_node_operations(launcher: Launcher, tmp_path: Path, bin_dir: Path) -> None:
     server = start_server(launcher, tmp_path)
     agent = start_agent(launcher, tmp_path, server, server.token())

@@ -58,7 +58,8 @@ class Cluster:
 
     # ---- credentials ------------------------------------------------------------------
     def check_basic(self, header: str | None, roles: tuple[str, ...]) -> bool:
-        """Basic auth as the supervisor accepts it: ``node:<agent or server pw>``, ``server:<server pw>``."""
+        """Basic auth as the supervisor checks it against K3s's passwd file: ``node:<agent pw>`` (the server password
+        when no agent-token is set, and only then), ``server:<server pw>``."""
         if not header or not header.startswith("Basic "):
             return False
         try:
@@ -67,10 +68,8 @@ class Cluster:
             return False
         if user not in roles:
             return False
-        allowed = [self.server_password]
-        if user == "node":
-            allowed.append(self.agent_password)
-        return any(hmac.compare_digest(password, p) for p in allowed if p)
+        expected = self.agent_password if user == "node" else self.server_password
+        return bool(expected) and hmac.compare_digest(password, expected)
 
     # ---- nodes -------------------------------------------------------------------------
     def _lease(self, name: str) -> tuple[float | None, Json | None]:
