@@ -48,6 +48,9 @@ def test_reset_leaves_hosts_as_before_and_keeps_unrelated_rules_and_ssh(make_lab
         assert any("KUBE-" in line for line in during[host]["iptables"])
         assert any("/var/lib/kubelet/pods/" in line for line in during[host]["mounts"])
         assert "containerd-shim" in " ".join(during[host]["processes"])
+        # the pod's processes under the shim, in a scope of their own and run from the container's rootfs: only
+        # the shim's process tree leads to them (issue 12, item 5)
+        assert {"pause", "standin-app"} <= set(during[host]["processes"]), during[host]["processes"]
     assert "lab" in cluster.kubeconfig.read_text()
 
     # reset --limit: a1 stays a node of the cluster and keeps its node password (K3s's uninstall keeps it too), so

@@ -78,3 +78,12 @@ def test_mounts_under_roots_deepest_first_with_escaped_spaces() -> None:
         "/run/k3s/with space",
         "/var/lib/kubelet",
     ]
+
+
+def test_a_shims_whole_process_tree_is_found_and_nothing_else() -> None:
+    # 100: a shim; 101 its pause container, 102 an app container with a child 103; 200 an unrelated process whose
+    # parent is 1; 300 a second shim with no children.
+    parents = {100: 1, 101: 100, 102: 100, 103: 102, 200: 1, 300: 1}
+    assert cleanup.with_descendants([100, 300], parents) == [100, 300, 101, 102, 103]
+    assert cleanup.with_descendants([], parents) == []
+    assert cleanup.with_descendants([100, 102], parents) == [100, 102, 101, 103]  # each process once

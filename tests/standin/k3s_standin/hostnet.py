@@ -12,7 +12,8 @@ Real k3s (through containerd, flannel, the CNI plugins, kube-proxy and the kubel
 * files outside the data dir: ``/etc/rancher/node/password`` (written at registration, ``nodeinfo``),
   ``/run/flannel/subnet.env``, ``/var/lib/cni/``;
 * processes that outlive ``systemctl stop`` (the unit has ``KillMode=process``): containerd shims started from
-  ``<data-dir>/data/<hash>/bin/``.
+  ``<data-dir>/data/<hash>/bin/``, and under each shim the pod's processes, whose executables lie in the
+  container's rootfs (a mount under ``/run/k3s/containerd/``) and whose cgroup is the pod's, not K3s's.
 
 Stopping k3s removes none of these (upstream ships ``k3s-killall.sh`` for that). The stand-in runs no pods, so it
 creates one "pod" worth of each when it is ready, idempotently.
@@ -34,6 +35,7 @@ from . import log
 
 DEFAULT_DATA_DIR = Path("/var/lib/rancher/k3s")
 POD_CIDR_PREFIX = "10.42"
+POD_PROCESSES = ("pause", "standin-app")  # a pod's sandbox and its one container, children of the shim
 
 # (table, chain created, built-in chain that jumps to it, extra match before the jump)
 CHAINS: list[tuple[str, str, str, list[str]]] = [
@@ -182,13 +184,16 @@ def _firewall(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None
 
 
 def _shim(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
-    """A containerd shim stand-in (a renamed sleep) that survives `systemctl stop` like the real ones do."""
+    """A containerd shim stand-in with one pod under it, as containerd leaves them: the shim (a copy of bash under
+    ``<data-dir>/data/``) survives `systemctl stop` (KillMode=process); its children are the pod's processes,
+    ``pause`` and ``standin-app``, run from the container's rootfs (a tmpfs mounted at
+    ``/run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/rootfs``, exec allowed) in a scope of their own,
+    so neither their executables nor their cgroup point at K3s: only the shim's process tree leads to them."""
     bin_dir = data_dir / "data" / "standin" / "bin"
     shim = bin_dir / "containerd-shim-runc-v2"
     if not shim.exists():
         bin_dir.mkdir(parents=True, exist_ok=True)
-        sleep = shutil.which("sleep") or "/bin/sleep"
-        shutil.copy2(sleep, shim)
+        shutil.copy2(shutil.which("bash") or "/bin/bash", shim)
         (data_dir / "data" / "current").unlink(missing_ok=True)
         (data_dir / "data" / "current").symlink_to("standin")
     for entry in Path("/proc").iterdir():
@@ -198,5 +203,19 @@ def _shim(data_dir: Path, node_name: str, node_ip: str, subnet: int) -> None:
                     return
             except OSError:
                 continue
-    subprocess.Popen([str(shim), "infinity"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    container = hashlib.sha256(f"container-{node_name}".encode()).hexdigest()
+    rootfs = Path(f"/run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/{container}/rootfs")
+    rootfs.mkdir(parents=True, exist_ok=True)
+    if not _mounted(rootfs):
+        run("mount", "-t", "tmpfs", "-o", "size=4m,exec", "tmpfs", str(rootfs))
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    for name in POD_PROCESSES:
+        shutil.copy2(sleep, rootfs / name)
+    scope = shutil.which("systemd-run")
+    pods = " ".join(
+        f"{scope} --scope --quiet --unit=standin-pod-{container[:12]}-{name} -- {rootfs / name} infinity &"
+        if scope else f"{rootfs / name} infinity &"
+        for name in POD_PROCESSES
+    )
+    subprocess.Popen([str(shim), "-c", f"{pods} wait"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

@@ -28,7 +28,8 @@ DOCUMENTATION = r"""
 module: node_cleanup
 short_description: Remove a cluster's processes, pod namespaces, mounts, interfaces and firewall chains from a host
 description:
-  - Kills processes started from the data directory or left in the named units' cgroups.
+  - Kills processes started from the data directory or left in the named units' cgroups, with every process below
+    them (the pods' processes under each containerd shim).
   - Deletes C(cni-*) network namespaces, unmounts everything under I(mount_roots), deletes I(interfaces) and the
     veth devices attached to C(cni0), and removes iptables/ip6tables chains named with I(chain_prefixes) together
     with the rules that jump to them. Nothing else is flushed.
@@ -136,7 +137,47 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
+def with_descendants(roots: list[int], parents: dict[int, int]) -> list[int]:
+    """The roots and every process below them (``parents``: pid -> ppid), roots first. A shim's children are the
+    pods' processes: their executables lie elsewhere and their cgroups are the pods', not the unit's, so only the
+    process tree finds them (K3s's killall kills each shim's whole tree the same way)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found: list[int] = []
+    queue = list(roots)
+    while queue:
+        pid = queue.pop(0)
+        if pid in found:
+            continue
+        found.append(pid)
+        queue.extend(sorted(children.get(pid, [])))
+    return found
+
+
+def _parents() -> dict[int, int]:
+    """pid -> ppid of every process (the field after the parenthesised command in /proc/<pid>/stat)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
 def _leftover_pids(data_dir: str, units: list[str]) -> list[int]:
+    me = os.getpid()
+    return [pid for pid in with_descendants(_started_pids(data_dir, units), _parents()) if pid not in (me, os.getppid())]
+
+
+def _started_pids(data_dir: str, units: list[str]) -> list[int]:
+    """Processes run from the data directory (shims) or left in the units' cgroups."""
     me = os.getpid()
     prefix = data_dir.rstrip("/") + "/"
     found = []
