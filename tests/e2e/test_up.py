@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import secrets as secrets_module
+import subprocess
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -65,33 +71,81 @@ def test_up_then_kubectl_then_noop_rerun(cluster: LabCluster) -> None:
     assert before == {h: unit_invocation(cluster.lab, h, u) for h, u in (("s1", "k3s"), ("a1", "k3s-agent"))}
 
 
-def test_secrets_stay_out_of_output_artifacts_and_reports(cluster: LabCluster) -> None:
-    outcome = cluster.up("--verbose")
+def leak_forms(secret: str) -> list[bytes]:
+    """Every form a leaked secret takes: raw, JSON-escaped, URL-encoded, and base64 at each of the three alignments
+    it can have inside a longer encoded blob (the part no neighbouring byte influences)."""
+    raw = secret.encode()
+    forms = [raw, json.dumps(secret)[1:-1].encode(), urllib.parse.quote(secret, safe="").encode(),
+             urllib.parse.quote_plus(secret).encode()]
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw)
+        forms.append(encoded[4 if pad else 0:-4])
+    return list(dict.fromkeys(forms))
+
+
+def leaks(secrets: dict[str, str], places: dict[str, bytes]) -> list[str]:
+    return [f"{name} in {where}" for name, secret in secrets.items() for where, blob in places.items()
+            if any(form in blob for form in leak_forms(secret))]
+
+
+def test_secrets_stay_out_of_output_artifacts_reports_processes_and_journals(cluster: LabCluster) -> None:
+    """The server token, the agent token and a user secret in k3s_server_config appear in no form (raw, JSON,
+    URL-encoded, base64) in the output, the state directory (reports, runner artifacts and the environment they
+    record), any process's command line on the controller or the hosts while `up` runs, or the hosts' journals;
+    also not in a --check run that changes the user secret (issue 12, item 8)."""
+    lab = cluster.lab
+    user_secret = "s3-" + secrets_module.token_hex(20)
+    cluster.extra_vars["k3s_server_config"] = {"etcd-s3-secret-key": user_secret}
+    cluster.write_inventory()
+    commands: list[bytes] = []
+    stop = threading.Event()
+
+    def sample_command_lines() -> None:
+        while not stop.is_set():
+            commands.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, check=False).stdout)
+            for host in ("s1", "a1", "a2"):
+                commands.append(lab.exec(host, "ps -eo args").stdout.encode())
+            stop.wait(0.3)
+
+    sampler = threading.Thread(target=sample_command_lines, daemon=True)
+    sampler.start()
+    try:
+        outcome = cluster.up("--verbose")
+    finally:
+        stop.set()
+        sampler.join()
     assert outcome.rc == 0, outcome.stdout + outcome.stderr
-    token = cluster.lab.exec("s1", "cat /var/lib/rancher/k3s/server/token", check=True).stdout.strip()
+    token = lab.exec("s1", "cat /var/lib/rancher/k3s/server/token", check=True).stdout.strip()
     password = token.split("::server:", 1)[1]
     assert len(password) >= 32
-    assert password not in outcome.stdout + outcome.stderr
-    leaked = [
-        str(path)
-        for path in cluster.state_dir.rglob("*")
-        if path.is_file() and path.name != "kubeconfig" and password.encode() in path.read_bytes()
-    ]
-    assert leaked == []
-    env_file = cluster.lab.exec("a1", "stat -c %a /etc/systemd/system/k3s-agent.service.env", check=True)
+    env_file = lab.exec("a1", "stat -c %a /etc/systemd/system/k3s-agent.service.env", check=True)
     assert env_file.stdout.strip() == "600"
     # Agents hold an agent token of their own (user `node`), and the server token is nowhere on them: a stolen
     # board can register nodes, not join as a server or read the datastore (issue 12, item 3).
-    agent_token = cluster.lab.exec("s1", "cat /var/lib/rancher/k3s/server/agent-token", check=True).stdout.strip()
+    agent_token = lab.exec("s1", "cat /var/lib/rancher/k3s/server/agent-token", check=True).stdout.strip()
     assert "::node:" in agent_token and agent_token.split("::node:", 1)[1] != password
-    agent_env = cluster.lab.exec("a1", "cat /etc/systemd/system/k3s-agent.service.env", check=True).stdout
+    agent_env = lab.exec("a1", "cat /etc/systemd/system/k3s-agent.service.env", check=True).stdout
     assert f"K3S_TOKEN={agent_token}" in agent_env.splitlines()
-    on_agent = cluster.lab.exec("a1", f"grep -rlF -- '{password}' /etc /var/lib/rancher /run 2>/dev/null; true")
+    on_agent = lab.exec("a1", f"grep -rlF -- '{password}' /etc /var/lib/rancher /run 2>/dev/null; true")
     assert on_agent.stdout.strip() == ""
-    agent_password = agent_token.split("::node:", 1)[1]
-    assert agent_password not in outcome.stdout + outcome.stderr
-    assert [str(p) for p in cluster.state_dir.rglob("*")
-            if p.is_file() and p.name != "kubeconfig" and agent_password.encode() in p.read_bytes()] == []
+
+    # A --check run that would change the user secret shows the change, masked.
+    cluster.extra_vars["k3s_server_config"] = {"etcd-s3-secret-key": user_secret + "-new"}
+    cluster.write_inventory()
+    checked = cluster.up("--check", "--verbose")
+    assert checked.rc == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert "etcd-s3-secret-key" in checked.stdout + checked.stderr  # the change is shown, its value is not
+
+    secrets = {"server token": password, "agent token": agent_token.split("::node:", 1)[1],
+               "etcd-s3-secret-key": user_secret, "etcd-s3-secret-key (new)": user_secret + "-new"}
+    places = {"output": (outcome.stdout + outcome.stderr + checked.stdout + checked.stderr).encode(),
+              "command lines": b"\n".join(commands)}
+    places |= {str(path): path.read_bytes() for path in cluster.state_dir.rglob("*")
+               if path.is_file() and path.name != "kubeconfig"}
+    for host in ("s1", "a1", "a2"):
+        places[f"{host}'s journal"] = lab.exec(host, "journalctl --no-pager -o cat", check=True).stdout.encode()
+    assert leaks(secrets, places) == []
+    assert len(commands) > 10  # the sampler really ran during the run
 
 
 def test_unreachable_agent_is_reported_and_a_rerun_completes_it(cluster: LabCluster) -> None:
