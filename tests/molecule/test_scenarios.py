@@ -54,9 +54,10 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-# Outside the default run (-m heavy) to keep it within 60 minutes on 2 cores: the upgrade and reset scenarios, whose
-# paths the lab tests also cover (tests/upgrade/test_upgrade_lab.py, tests/e2e/test_lifecycle.py reset).
-HEAVY_SCENARIOS = ("reset", "upgrade")
+# Outside the default run (-m heavy) to keep it within 60 minutes on 2 cores: the upgrade, reset and ha-external-db
+# scenarios, whose paths the lab tests also cover (tests/upgrade/test_upgrade_lab.py, tests/e2e/test_lifecycle.py reset,
+# tests/ha/test_ha_lab.py on PostgreSQL and MariaDB with a no-op rerun).
+HEAVY_SCENARIOS = ("reset", "upgrade", "ha-external-db")
 
 
 @pytest.mark.parametrize("scenario", [
