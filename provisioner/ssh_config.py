@@ -178,7 +178,7 @@ def _resolve_one(ssh: str, host: SshHost, settings: SshSettings, defaults: Mappi
     full = _ssh_g(ssh, options, host.address)
     from_config = _ssh_g(ssh, config_args, host.address)
     endpoint = _endpoint(full, defaults)
-    hops = tuple(_resolve_hop(ssh, spec, config_args, defaults) for spec in _hop_specs(endpoint.proxy_jump))
+    hops = tuple(_resolve_hop(ssh, spec, config_args, defaults) for spec in hop_specs(endpoint.proxy_jump))
     conflicts = _conflicts(
         host, settings, full=full, from_config=from_config, defaults=defaults, config_file=config_file
     )
@@ -187,13 +187,7 @@ def _resolve_one(ssh: str, host: SshHost, settings: SshSettings, defaults: Mappi
 
 def _resolve_hop(ssh: str, spec: str, config_args: list[str], defaults: Mapping[str, list[str]]) -> Endpoint:
     """A jump host as OpenSSH's ProxyJump reaches it: `ssh [-l user] [-p port] [-F file] host`."""
-    user, _, hostport = spec.rpartition("@")
-    host, port = hostport, ""
-    if hostport.startswith("["):  # ssh -G prints [host]:port
-        host, _, rest = hostport[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif hostport.count(":") == 1:
-        host, _, port = hostport.partition(":")
+    user, host, port = parse_jump(spec)
     args = list(config_args)
     if user:
         args += ["-l", user]
@@ -202,7 +196,20 @@ def _resolve_hop(ssh: str, spec: str, config_args: list[str], defaults: Mapping[
     return _endpoint(_ssh_g(ssh, args, host), defaults)
 
 
-def _hop_specs(proxy_jump: str | None) -> list[str]:
+def parse_jump(spec: str) -> tuple[str, str, str]:
+    """One ProxyJump hop, ``[user@]host[:port]`` or ``[user@][host]:port`` (as ssh -G prints it): (user, host, port),
+    empty strings for what the spec leaves out."""
+    user, _, hostport = spec.strip().rpartition("@")
+    host, port = hostport, ""
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    return user, host, port
+
+
+def hop_specs(proxy_jump: str | None) -> list[str]:
     if not proxy_jump or proxy_jump.lower() == "none":
         return []
     return [spec.strip() for spec in proxy_jump.split(",") if spec.strip()]

@@ -23,6 +23,8 @@ from typing import Literal
 
 import paramiko
 
+from provisioner.ssh_config import hop_specs, parse_jump
+
 # Host key types ssh-keyscan asks for (OpenSSH's default set minus DSA, which OpenSSH no longer offers).
 KEY_TYPES = "ed25519,ecdsa,rsa"
 SCAN_TIMEOUT_S = 5
@@ -37,14 +39,8 @@ BEHIND_A_PROXY_COMMAND = (
 def through_jump(ssh_config: str | None, proxy_jump: str) -> list[str]:
     """The ssh command line that logs into the last jump host of a ProxyJump list, through the ones before it, the
     way ssh's ProxyJump reaches it (the configuration file only; host keys checked, no question asked)."""
-    *before, last = [spec.strip() for spec in proxy_jump.split(",") if spec.strip()]
-    user, _, hostport = last.rpartition("@")
-    host, port = hostport, ""
-    if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif hostport.count(":") == 1:
-        host, _, port = hostport.partition(":")
+    *before, last = hop_specs(proxy_jump)
+    user, host, port = parse_jump(last)
     command = ["ssh", "-o", "BatchMode=yes"]
     command += ["-F", ssh_config] if ssh_config else []
     command += ["-J", ",".join(before)] if before else []

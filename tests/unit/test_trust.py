@@ -113,3 +113,12 @@ def test_a_long_ssh_failure_keeps_its_last_words_in_the_short_reason() -> None:
     assert len(reason) <= REASON_MAX and reason.endswith("Host key verification failed.")
     assert reason.startswith("Failed to connect to the host via ssh:")
     assert _short_reason({"res": {"msg": "short"}}) == "short"
+
+
+def test_keys_behind_a_jump_host_are_scanned_from_the_last_hop_reached_like_proxyjump() -> None:
+    """ssh -G prints hops as [host]:port; the scan logs into the last hop through the ones before it, with the
+    configuration file ProxyJump would use, in batch mode (a hop's unknown key fails instead of asking)."""
+    via = trust.through_jump("/site/ssh_config", "ops@[10.9.9.8]:2023,edge@[bastion]:22")
+    assert via == ["ssh", "-o", "BatchMode=yes", "-F", "/site/ssh_config", "-J", "ops@[10.9.9.8]:2023",
+                   "-l", "edge", "-p", "22", "--", "bastion"]
+    assert trust.through_jump(None, "site-jump") == ["ssh", "-o", "BatchMode=yes", "--", "site-jump"]
