@@ -27,6 +27,7 @@ TAIL_LINES = 120
 TOKEN_PATTERNS = (
     re.compile(r"K10[0-9a-f]{64}::\w+:\S+"),
     re.compile(r"K3S_TOKEN=[A-Za-z0-9]"),
+    re.compile(r"K3S_AGENT_TOKEN=[A-Za-z0-9]"),
 )
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\]8;;[^\x1b]*\x1b\\")
 
