@@ -73,8 +73,16 @@ def host_fingerprint(cluster: Cluster, host: Host) -> str:
         "datastore": k3s.datastore_endpoint if host.role == "server" else None,
         "api_endpoint": cluster.api_endpoint,
     }
+    if host.role == "server" and len(cluster.servers) > 1 and not _external_datastore(k3s.datastore_endpoint):
+        # Embedded etcd: a server that ran alone on SQLite gets cluster-init when others are added (K3s moves its
+        # data into etcd), so growing from one server to three is a change for the first server too.
+        material["embedded_etcd"] = True
     blob = json.dumps(material, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def _external_datastore(endpoint: str | None) -> bool:
+    return bool(endpoint) and not str(endpoint).startswith("sqlite://")
 
 
 def _kubeadm_fingerprint(cluster: Cluster, host: Host) -> str:

@@ -125,7 +125,9 @@ def test_a_reflashed_agent_under_its_old_name_is_refused_with_the_way_out(make_l
     rejected = cluster.up("--all")
     assert rejected.rc != 0
     text = rejected.stdout + rejected.stderr
-    assert "Node password rejected" in text and "provision remove-node a1 --force" in text, text[-3000:]
+    # the journal's K3s message (shortened in the middle in the summary) and the way out
+    assert "--with-node-id flag" in text and "holds another password for the node a1" in text, text[-3000:]
+    assert "provision remove-node a1 --force" in text, text[-3000:]
     assert_ok(cluster.provision("remove-node", "a1", "--yes", "--json", "--known-hosts", str(lab.known_hosts)))
     del cluster.extra_vars["k3s_start_timeout"]
     cluster.write_inventory()

@@ -78,6 +78,18 @@ def test_only_new_hosts_are_touched_when_the_rest_are_members_as_described(tmp_p
     assert limit_pattern(plan.touch) == "a3"
 
 
+def test_growing_from_one_server_to_three_touches_the_first_server_too(tmp_path: Path) -> None:
+    """The first server of a one-server (SQLite) cluster gets cluster-init when two servers are added (K3s moves its
+    data into embedded etcd), so its record no longer matches: it is touched with the new servers."""
+    single = cluster(tmp_path, 1, 1)
+    prints = {h.name: host_fingerprint(single, h) for h in single.hosts}
+    grown = cluster(tmp_path, 3, 1)
+    nodes = {"s1": node("s1", server=True), "a1": node("a1")}
+    plan = plan_converge(grown, nodes, prints)
+    assert set(plan.touch) == {"s1", "s2", "s3"}, plan.reasons
+    assert host_fingerprint(grown, grown.hosts[-1]) == prints["a1"]  # agents are not affected
+
+
 def test_not_ready_old_version_changed_settings_and_no_record_are_touched(tmp_path: Path) -> None:
     c = cluster(tmp_path, 1, 3)
     nodes = {"s1": node("s1", server=True), "a1": node("a1", ready=False), "a2": node("a2", version="v1.27.9+k3s1"),
