@@ -58,7 +58,7 @@ def host_fingerprint(cluster: Cluster, host: Host) -> str:
     if isinstance(cluster.settings, KubeadmSettings):
         return _kubeadm_fingerprint(cluster, host)
     k3s = cluster.k3s
-    material = {
+    material: dict[str, object] = {
         "role": host.role,
         "config": host.k3s_config,
         "labels": host.node_labels,
