@@ -1,5 +1,6 @@
 """`provision upgrade`: the cluster's flavor runs the whole flow (read-only check, plan shown before anything
-changes, refusals, --dry-run, confirmation, phases, report). K3s: flavors/k3s/upgrade.py."""
+changes, refusals, --dry-run, confirmation, phases, report). K3s: flavors/k3s/upgrade.py; kubeadm:
+flavors/kubeadm/upgrade.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from provisioner.flavors import UpgradeRequest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("upgrade", help="upgrade every node: servers one at a time, then agents")
+    parser = sub.add_parser("upgrade", help="upgrade every node: servers (control planes) one at a time, then agents")
     add_inventory_options(parser)
     add_connection_options(parser)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--version", dest="target_version", help="target release, e.g. v1.29.0+k3s1")
-    target.add_argument("--channel", dest="target_channel", help="release channel to follow, e.g. stable or v1.29")
+    target.add_argument(
+        "--version", dest="target_version", help="target release, e.g. v1.29.0+k3s1 (K3s) or v1.31.1 (kubeadm)"
+    )
+    target.add_argument("--channel", dest="target_channel", help="K3s release channel to follow, e.g. stable or v1.29")
     parser.add_argument("--max-unavailable", type=int, default=1, help="agents upgraded at the same time (default 1)")
     parser.add_argument("--drain-timeout", type=int, default=120, help="seconds a node's drain may take (default 120)")
     parser.add_argument(
@@ -25,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="do not cordon and drain nodes (not recommended; with --strategy plan the agents are not drained, "
         "the controller still cordons each node)",
     )
-    parser.add_argument("--no-backup", action="store_true", help="skip the backup taken before the first server")
+    parser.add_argument("--no-backup", action="store_true", help="K3s: skip the backup taken before the first server")
     parser.add_argument(
         "--dry-run", "--check", dest="dry_run", action="store_true",
         help="show the plan and the safety checks; change nothing",

@@ -132,6 +132,10 @@ ROLE_TUNABLES = (
     "kubeadm_ready_timeout",
     "kubeadm_verify_exclude",
     "kubeadm_dns_domain",
+    "kubeadm_upgrade_max_unavailable",
+    "kubeadm_upgrade_drain",
+    "kubeadm_upgrade_drain_timeout",
+    "kubeadm_upgrade_enforce_checks",
     # Inputs the flavors' prepare playbooks give the shared node_prep role (their values win over the inventory's).
     "node_prep_flavor_product",
     "node_prep_flavor_file_stem",

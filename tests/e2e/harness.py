@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -103,6 +104,31 @@ class LabCluster:
 
     def kubeconfig_data(self) -> dict[str, Any]:
         return yaml.safe_load(self.kubeconfig.read_text())
+
+
+INTERRUPT_PLUGIN = Path(__file__).resolve().parent / "interrupt_plugin"
+
+
+def interrupted_after(cluster: LabCluster, task: str, host: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`provision <args>`, Ctrl-C'd (SIGINT to its process group) right after `task` changed `host`
+    (tests/e2e/interrupt_plugin, enabled only here)."""
+    argv = [*PROVISION, *args, "--inventory", str(cluster.inventory)]
+    process = subprocess.Popen(
+        argv, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env=cluster.env() | {
+            "ANSIBLE_CALLBACK_PLUGINS": str(INTERRUPT_PLUGIN),
+            "ANSIBLE_CALLBACKS_ENABLED": "lab_interrupt",
+            "LAB_INTERRUPT_TASK": task,
+            "LAB_INTERRUPT_HOST": host,
+        },
+    )
+    # start_new_session: the command leads its own process group, so the SIGINT reaches it and not pytest.
+    try:
+        stdout, stderr = process.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def node_ready(node: dict[str, Any]) -> bool:

@@ -4,8 +4,6 @@ change (and go away) through the API without restarting K3s."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,12 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.harness import PROVISION, REPO, LabCluster, unit_invocation
+from tests.e2e.harness import LabCluster, interrupted_after, unit_invocation
 from tests.lab.inventory import lab_inventory, write_lab_inventory
 
 pytestmark = pytest.mark.lab
 
-PLUGIN_DIR = Path(__file__).resolve().parent / "interrupt_plugin"
 
 
 def set_agent(cluster: LabCluster, **agent_vars: Any) -> None:
@@ -30,23 +27,7 @@ def set_agent(cluster: LabCluster, **agent_vars: Any) -> None:
 
 def up_interrupted_after(cluster: LabCluster, task: str, host: str) -> subprocess.CompletedProcess[str]:
     """`provision up`, Ctrl-C'd (SIGINT to its process group) right after `task` changed `host`."""
-    argv = [*PROVISION, "up", "--inventory", str(cluster.inventory), "--known-hosts", str(cluster.lab.known_hosts)]
-    process = subprocess.Popen(
-        argv, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        env=cluster.env() | {
-            "ANSIBLE_CALLBACK_PLUGINS": str(PLUGIN_DIR),
-            "ANSIBLE_CALLBACKS_ENABLED": "lab_interrupt",
-            "LAB_INTERRUPT_TASK": task,
-            "LAB_INTERRUPT_HOST": host,
-        },
-    )
-    # start_new_session: the command leads its own process group, so the SIGINT reaches it and not pytest.
-    try:
-        stdout, stderr = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+    return interrupted_after(cluster, task, host, "up", "--known-hosts", str(cluster.lab.known_hosts))
 
 
 def agent_config(cluster: LabCluster) -> dict[str, Any]:

@@ -519,3 +519,23 @@ def _etcd_membership_calls(pki_dir: Path) -> None:
     finally:
         ketcd.remove(pki_dir, endpoint, str(new["ID"]))
     assert len(ketcd.members(pki_dir, endpoint)) == 1
+
+
+def test_upgrade_version_policy_is_kubeadms() -> None:
+    """kubeadm's EnforceVersionPolicies as kubeadm_facts.md §7 records it: fatal and --force-skippable items."""
+    from kube_standin import upgrade  # noqa: PLC0415 - the stand-in package is on sys.path only here
+
+    assert upgrade.policy("v1.31.1", "v1.31.1", "v1.30.2", ["v1.30.2"]) == ([], [])
+    fatal, _ = upgrade.policy("v1.32.0", "v1.31.1", "v1.30.2", [])
+    assert 'Specified version to upgrade to "v1.32.0" is too high; kubeadm can upgrade only 1 minor version at a ' \
+           "time" in fatal
+    assert any("is at least one minor release higher than the kubeadm minor release (32 > 31)" in f for f in fatal)
+    fatal, _ = upgrade.policy("v1.29.0", "v1.31.1", "v1.31.1", [])
+    assert any("is too low; kubeadm can downgrade only 1 minor version at a time" in f for f in fatal)
+    fatal, skippable = upgrade.policy("v1.31.2", "v1.31.1", "v1.30.2", [])
+    assert fatal == [] and skippable == [
+        'Specified version to upgrade to "v1.31.2" is higher than the kubeadm version "v1.31.1". Upgrade kubeadm '
+        "first using the tool you used to install kubeadm"]
+    _, skippable = upgrade.policy("v1.30.2", "v1.31.1", "v1.30.2", ["v1.26.0"])
+    assert "Kubeadm version v1.31.1 can only be used to upgrade to Kubernetes version 1.31" in skippable
+    assert "There are kubelets in this cluster that are too old that have these versions [v1.26.0]" in skippable

@@ -44,7 +44,7 @@ def test_up_with_bad_inventory_touches_no_host(
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize("command", [["upgrade", "--version", "v1.31.1"], ["backup"]])
+@pytest.mark.parametrize("command", [["backup"]])
 def test_kubeadm_commands_not_built_yet_are_refused_before_any_host_is_asked(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,8 +56,24 @@ def test_kubeadm_commands_not_built_yet_are_refused_before_any_host_is_asked(
     assert main([command[0], "--flavor", "kubeadm", "--inventory", str(path), *command[1:]]) == 2
     err = capsys.readouterr().err
     assert f"`provision {command[0]}` is not built for Kubernetes (kubeadm) clusters yet" in err
-    assert "remove-node, reset, status, up" in err
+    assert "remove-node, reset, status, up, upgrade" in err
     assert not (tmp_path / "state").exists()  # refused before the state directory or a lock
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--channel", "stable"], "--channel names a K3s release channel; kubeadm clusters take --version vX.Y.Z"),
+    (["--version", "v1.31.1+k3s1"], "--version 'v1.31.1+k3s1': a Kubernetes release is v1.MINOR.PATCH"),
+    (["--version", "v1.27.3"], "provision installs Kubernetes v1.28 and later"),
+    (["--version", "v1.31.1", "--strategy", "plan"], "--strategy plan: kubeadm clusters are upgraded by provision"),
+])
+def test_kubeadm_upgrade_refuses_what_it_cannot_do_before_any_host_is_asked(
+    args: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "edge.yml"
+    path.write_text(KUBEADM_INVENTORY)
+    assert main(["upgrade", "--flavor", "kubeadm", "--inventory", str(path), *args]) == 2
+    assert said in capsys.readouterr().err
 
 
 def test_a_k3s_inventory_forced_to_kubeadm_names_what_does_not_fit(

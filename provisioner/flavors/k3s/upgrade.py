@@ -11,7 +11,6 @@ the target and the playbooks skip them again.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -20,6 +19,7 @@ from provisioner.errors import PhaseFailedError, ProvisionError, RefusedError, U
 from provisioner.flavors.base import UpgradeRequest
 from provisioner.flavors.k3s.suc import NAMESPACE, PlanSettings, render_plans
 from provisioner.flavors.k3s.upgrade_phases import CHECK_CAPTURE, STRATEGIES, StopAtFirstFailure, read_check
+from provisioner.flavors.upgrade_view import UpgradeRefusedError, confirm, plan_json, show_plan
 from provisioner.inventory import Cluster
 from provisioner.phases.base import Context
 from provisioner.plan import K3sVersion, Strategy, UpgradePlan, plan_upgrade
@@ -85,56 +85,20 @@ def make_plan(
     return plan
 
 
-class _RefusalError(RefusedError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"the upgrade is refused ({len(problems)} problem(s)); nothing was changed")
-
-    def details(self) -> list[str]:
-        return self.problems
-
-
-def _refused(problems: list[str]) -> _RefusalError:
-    return _RefusalError(problems)
+def _refused(problems: list[str]) -> UpgradeRefusedError:
+    return UpgradeRefusedError(problems)
 
 
 def _show_plan(session: Session, plan: UpgradePlan, result: bool) -> None:
-    """The plan table; a result on stdout unless stdout is kept for the Plans' manifest (result=False)."""
-    reporter = session.reporter
     how = "system-upgrade-controller Plans: " if plan.strategy == "plan" else ""
-    reporter.info(f"plan: upgrade to {plan.target} ({plan.datastore}); {how}servers one at a time, then agents")
-    rows = [
-        [str(n.order) if n.order else "-", n.name, n.role, n.current, n.target, n.action, "yes" if n.drain else "no"]
-        for n in plan.nodes
-    ]
-    reporter.table(["STEP", "NODE", "ROLE", "CURRENT", "TARGET", "ACTION", "DRAIN"], rows, result=result)
-    for note in plan.notes:
-        reporter.info(f"note: {note}")
-
-
-def _plan_json(plan: UpgradePlan) -> dict[str, Any]:
-    return {
-        "target": plan.target,
-        "strategy": plan.strategy,
-        "datastore": plan.datastore,
-        "steps": [{"phase": s.phase, "nodes": list(s.nodes)} for s in plan.steps],
-        "nodes": [n.__dict__ for n in plan.nodes],
-        "refusals": list(plan.refusals),
-        "notes": list(plan.notes),
-    }
+    show_plan(session, plan, f"{how}servers one at a time, then agents", result=result)
 
 
 def _confirm(request: UpgradeRequest, plan: UpgradePlan) -> None:
-    if request.assume_yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("not asking for confirmation without a terminal; rerun with --yes (or --dry-run)")
     question = f"Upgrade {len(plan.to_upgrade)} node(s) to {plan.target}?"
     if plan.strategy == "plan":
         question = f"Apply Plans that upgrade {len(plan.to_upgrade)} node(s) to {plan.target}?"
-    answer = input(f"{question} [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise UsageError("upgrade cancelled; nothing was changed")
+    confirm(request, question)
 
 
 def run_upgrade(session: Session, request: UpgradeRequest) -> int:
@@ -147,7 +111,7 @@ def run_upgrade(session: Session, request: UpgradeRequest) -> int:
         raise _refused(list(plan.refusals))
     manifest = plan_manifest(request, session.cluster, plan.target) if plan.strategy == "plan" else None
     if request.dry_run or not plan.to_upgrade:
-        document: dict[str, Any] = {"status": "planned" if request.dry_run else "ok", "plan": _plan_json(plan)}
+        document: dict[str, Any] = {"status": "planned" if request.dry_run else "ok", "plan": plan_json(plan)}
         if manifest is not None and request.dry_run:
             document |= _deliver_manifest(request, session, manifest)
         if request.json:
@@ -224,7 +188,7 @@ def _execute(
     report.finished = time.time()
     saved = report.save(session.state)
     if request.json:
-        document = report.to_json() | {"plan": _plan_json(plan), "report_file": str(saved)}
+        document = report.to_json() | {"plan": plan_json(plan), "report_file": str(saved)}
         if backup:
             document["backup"] = f"{extravars['k3s_backup_dir']}/{extravars['k3s_backup_name']}"
         if manifest is not None:

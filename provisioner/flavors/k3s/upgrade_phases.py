@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.flavors.k3s.suc import PLAN_CRD
+from provisioner.flavors.upgrade_view import CORDON_MARK
 from provisioner.inventory import Cluster
 from provisioner.phases.base import Context, PhaseManager, PhaseOutcome, PlaybookPhase
 from provisioner.plan import K3sVersion, NodeState
@@ -24,7 +25,6 @@ TASK_TARGET = "Report the target version"
 TASK_NODES = "Read the node list"
 TASK_HEALTH = "Read the API health"
 TASK_PLAN_CRD = "Read the system-upgrade-controller's Plan type"  # run by the check for the plan strategy only
-CORDON_MARK = "upgrade.provision.io/cordoned"  # label the playbook sets before a drain, removes after the uncordon
 CHECK_CAPTURE = frozenset({TASK_INSTALLED, TASK_TARGET, TASK_NODES, TASK_HEALTH, TASK_PLAN_CRD})
 
 

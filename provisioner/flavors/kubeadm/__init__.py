@@ -1,9 +1,9 @@
 """kubeadm: upstream Kubernetes, a control plane of static pods set up by `kubeadm init`, nodes added by `kubeadm join`.
 
 What is built: `up` (prepare with the shared node_prep role, binaries from dl.k8s.io or a mirror, containerd, init,
-control-plane joins one at a time, worker joins, the CNI, kubeconfig, verify), `status`, `reset` and `remove-node`.
-The other commands (upgrade, backup, restore) answer that they are not built for kubeadm clusters yet, before
-anything is contacted. The roles are playbooks/roles/kubeadm and node_prep; the inventory's kubeadm settings are
+control-plane joins one at a time, worker joins, the CNI, kubeconfig, verify), `status`, `reset`, `remove-node` and
+`upgrade` (upgrade.py). backup and restore answer that they are not built for kubeadm clusters yet, before anything
+is contacted. The roles are playbooks/roles/kubeadm and node_prep; the inventory's kubeadm settings are
 checked by provisioner/inventory/kubeadm_checks.py.
 """
 
@@ -39,7 +39,7 @@ class KubeadmFlavor:
     name = "kubeadm"
     product = "Kubernetes (kubeadm)"
     recorded_settings = FIXED_SETTINGS
-    commands = frozenset({"up", "status", "reset", "remove-node"})
+    commands = frozenset({"up", "status", "reset", "remove-node", "upgrade"})
 
     def __init__(self, options: FlavorOptions) -> None:
         self.options = options
@@ -149,4 +149,6 @@ class KubeadmFlavor:
 
     # ---------------------------------------------------------------------------------------- upgrade
     def upgrade(self, session: Session, request: UpgradeRequest) -> int:
-        raise _not_built("upgrade")
+        from provisioner.flavors.kubeadm.upgrade import run_upgrade  # noqa: PLC0415 - the flow loads only when used
+
+        return run_upgrade(session, request)

@@ -1,5 +1,5 @@
 """``kubeadm``: init, join, reset, token, certs certificate-key, init phase upload-certs, config print init-defaults,
-version — on the paths the product takes (kubeadm_contract.md), with kubeadm's texts (kubeadm_facts.md)."""
+upgrade plan/apply/node (upgrade.py), version — on the paths the product takes (kubeadm_contract.md), with kubeadm's texts (kubeadm_facts.md)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ MANIFESTS = "/etc/kubernetes/manifests"
 CERTS_SECRET = "kubeadm-certs"
 _BOOL = {"upload-certs", "skip-token-print", "skip-certificate-key-print", "print-join-command", "force", "f",
          "control-plane", "dry-run", "discovery-token-unsafe-skip-ca-verification", "cleanup-tmp-dir", "help", "h",
-         "experimental-upload-certs", "usages-none"}
-_SHORT = {"o": "output", "f": "force", "v": "v", "h": "help"}
+         "experimental-upload-certs", "usages-none", "yes"}
+_SHORT = {"o": "output", "f": "force", "v": "v", "h": "help", "y": "yes"}
 WAIT_SECONDS = 240.0
 
 
@@ -1265,12 +1265,18 @@ def cmd_reset(flags: Flags) -> int:
 # ---- entry ----------------------------------------------------------------------------------------------------------
 
 
+def cmd_upgrade(flags: Flags) -> int:
+    from . import upgrade  # noqa: PLC0415 - upgrade imports this module's helpers
+
+    return upgrade.run(flags.positional, flags.on("yes"), flags.on("force"))
+
+
 def run(argv: list[str]) -> int:
     flags = parse(argv)
     command = flags.positional[0] if flags.positional else ""
     handlers: dict[str, Callable[[Flags], int]] = {
         "version": cmd_version, "init": cmd_init, "join": cmd_join, "reset": cmd_reset, "token": cmd_token,
-        "certs": cmd_certs, "config": cmd_config}
+        "certs": cmd_certs, "config": cmd_config, "upgrade": cmd_upgrade}
     if not command:
         out("kubeadm: easily bootstrap a secure Kubernetes cluster (stand-in)")
         return 0

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import host, klog
+from . import host, klog, versions
 
 UNIT_PREFIX = "kube-standin-pod-"
 BIN_DIR = "/run/kube-standin/bin"
@@ -69,13 +70,21 @@ def running_units() -> list[str]:
     return [line.split()[0] for line in result.stdout.splitlines() if line.split()]
 
 
-def start(name: str, command: list[str], digest: str) -> None:
+def image_version(pod: dict[str, Any]) -> str:
+    """The tag of the pod's image when it is a Kubernetes release (kube-apiserver:v1.31.1), else ''."""
+    tag = str(pod["spec"]["containers"][0].get("image", "")).rpartition(":")[2]
+    return tag if re.fullmatch(r"v\d+\.\d+\.\d+", tag) else ""
+
+
+def start(name: str, command: list[str], digest: str, version: str = "") -> None:
     import subprocess
 
     description = f"lab stand-in static pod {name} (manifest {digest})"
     env = []
     if os.path.basename(command[0]) == "etcd" and platform.machine() not in ("x86_64", "amd64"):
         env = [f"--setenv=ETCD_UNSUPPORTED_ARCH={'arm64' if platform.machine() == 'aarch64' else 'arm'}"]
+    if version and os.path.basename(command[0]) in OWN:
+        env.append(f"--setenv={versions.IMAGE_VERSION_ENV}={version}")
     result = subprocess.run([host.systemd_run(), f"--unit={unit(name)}", "--collect", f"--description={description}",
                              "-p", "Restart=always", "-p", "RestartSec=5", *env, "--", *command],
                             capture_output=True, text=True, check=False)
@@ -91,7 +100,7 @@ def stop(unit_name: str) -> None:
 
 def sync(manifest_dir: Path, node_name: str) -> dict[str, str]:
     """Make the running units match the manifests; returns pod name → manifest hash of what should run."""
-    wanted: dict[str, tuple[list[str], str]] = {}
+    wanted: dict[str, tuple[list[str], str, str]] = {}
     if manifest_dir.is_dir():
         for path in sorted(manifest_dir.iterdir()):
             if path.name.startswith(".") or path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
@@ -107,21 +116,21 @@ def sync(manifest_dir: Path, node_name: str) -> dict[str, str]:
             if command is None:
                 klog.info("kubelet.go", f'"static pod image not modelled by the stand-in, not run" pod="{name}"')
                 continue
-            wanted[name] = (command, hashlib.sha256(raw).hexdigest()[:12])
-    for name, (command, digest) in wanted.items():
+            wanted[name] = (command, hashlib.sha256(raw).hexdigest()[:12], image_version(pod))
+    for name, (command, digest, version) in wanted.items():
         state, description = _state(name)
         if state in ("active", "activating") and description.endswith(f"(manifest {digest})"):
             continue
         if state != "inactive" or description:
             stop(unit(name))
         klog.info("kubelet.go", f'"SyncLoop ADD" source="file" pods=["kube-system/{name}-{node_name}"]')
-        start(name, command, digest)
+        start(name, command, digest, version)
     for running in running_units():
         name = running[len(UNIT_PREFIX):].removesuffix(".service")
         if name not in wanted:
             klog.info("kubelet.go", f'"SyncLoop REMOVE" source="file" pods=["kube-system/{name}-{node_name}"]')
             stop(running)
-    return {name: digest for name, (_, digest) in wanted.items()}
+    return {name: digest for name, (_, digest, _) in wanted.items()}
 
 
 def stop_all() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from . import _buildinfo
@@ -23,8 +24,14 @@ SWAP_WARNING = {
 KUSTOMIZE = "v5.0.4-0.20230601165947-6ce0bf390ce3"
 
 
+#: Set by the stand-in kubelet on a control-plane component it runs from a static pod: the version of the
+#: manifest's image (registry.k8s.io/kube-apiserver:v1.31.1), so that after `kubeadm upgrade apply` the API server
+#: reports the version its manifest names, not the kubelet binary's.
+IMAGE_VERSION_ENV = "KUBE_STANDIN_IMAGE_VERSION"
+
+
 def version() -> str:
-    return str(_buildinfo.VERSION)
+    return os.environ.get(IMAGE_VERSION_ENV) or str(_buildinfo.VERSION)
 
 
 def minor() -> int:
