@@ -20,9 +20,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +28,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.ha.harness import vip_for
+from tests.ha.harness import ReadyzPoller, vip_for
 from tests.lab.fixtures import new_lab_id
 from tests.lab.image import ensure_image
 from tests.lab.lab import HostSpec, Lab
 from tests.lab.mirror import build_mirror
 from tests.upgrade.helpers import NEW, make_cluster
-
-HTTP_OK = 200
 
 
 def _client_context(kubeconfig: Path, workdir: Path) -> tuple[ssl.SSLContext, str]:
@@ -55,58 +51,6 @@ def _client_context(kubeconfig: Path, workdir: Path) -> tuple[ssl.SSLContext, st
     context = ssl.create_default_context(cafile=str(files["ca"]))
     context.load_cert_chain(str(files["crt"]), str(files["key"]))
     return context, cluster["server"]
-
-
-class ReadyzPoller(threading.Thread):
-    """GET /readyz every `interval` s, each request given `timeout` s (a client's request timeout); records
-    (start time, ok, seconds to the answer). A GET that meets a reset connection or an EOF is sent once more, as
-    client-go does; such retries are counted."""
-
-    def __init__(self, url: str, context: ssl.SSLContext, interval: float = 0.2, timeout: float = 5.0) -> None:
-        super().__init__(daemon=True)
-        self.url, self.context, self.interval, self.timeout = url + "/readyz", context, interval, timeout
-        self.samples: list[tuple[float, bool, float]] = []
-        self.errors: list[tuple[float, str]] = []  # (start time, what went wrong) of each failed poll
-        self.retried: list[float] = []  # polls that met a reset connection or EOF and were sent once more
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            started = time.time()
-            ok, error = self._get()
-            if not ok and error and _reset_or_eof(error):
-                self.retried.append(started)  # client-go retries a GET once more on a reset connection or EOF
-                ok, error = self._get()
-            if not ok:
-                self.errors.append((started, error))
-            self.samples.append((started, ok, time.time() - started))
-            self.stop.wait(max(self.interval - (time.time() - started), 0))
-
-    def _get(self) -> tuple[bool, str]:
-        try:
-            with urllib.request.urlopen(self.url, context=self.context, timeout=self.timeout) as answer:  # noqa: S310
-                return answer.status == HTTP_OK, f"HTTP {answer.status}"
-        except OSError as error:
-            return False, f"{type(error).__name__}: {error}"
-
-    def unavailable(self, start: float, end: float) -> tuple[float, int, int]:
-        """Seconds without an ok answer in [start, end], failed and total samples."""
-        window = [(t, ok) for t, ok, _ in self.samples if start <= t <= end]
-        down, failed = 0.0, 0
-        for (t, ok), (t_next, _) in zip(window, [*window[1:], (end, True)], strict=False):
-            if not ok:
-                down += t_next - t
-                failed += 1
-        return down, failed, len(window)
-
-    def slow(self, start: float, end: float, limit: float = 1.0) -> tuple[int, float]:
-        """Answers in [start, end] that took longer than `limit` s, and the slowest answer's time."""
-        took = [seconds for t, ok, seconds in self.samples if start <= t <= end and ok]
-        return sum(1 for seconds in took if seconds > limit), max(took, default=0.0)
-
-
-def _reset_or_eof(error: str) -> bool:
-    return any(mark in error for mark in ("Connection reset", "EOF occurred", "RemoteDisconnected"))
 
 
 def _phase_window(report: dict[str, Any], name: str) -> tuple[float, float]:

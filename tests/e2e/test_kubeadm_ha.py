@@ -4,12 +4,15 @@ hosts over real SSH with Debian's real containerd and etcd, and the kubeadm/kube
 The joining control planes go through kubeadm's control-plane join: the certificates come from the kubeadm-certs
 Secret under the certificate key, each adds a real etcd member. Everything goes through a keepalived VIP. The control
 plane holding it goes down and the others keep serving through it (etcd keeps its quorum with 2 of 3 members, the VIP
-moves); it comes back, and `provision remove-node` takes cp3 out of the cluster and etcd and leaves its host as it
+moves); it comes back; `provision upgrade` takes the cluster to v1.31.1 with no failed poll through the VIP; and
+`provision remove-node` takes cp3 out of the cluster and etcd and leaves its host as it
 was before up."""
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +21,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import LabCluster, diff, node_ready, snapshot
-from tests.ha.harness import vip_for, vip_holder, wait_until
+from tests.ha.harness import ReadyzPoller, vip_for, vip_holder, wait_until
 from tests.lab.lab import HostSpec, Lab
 
 pytestmark = pytest.mark.lab
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
 WORKERS = ("w1", "w2")
+UPGRADE_TO = "v1.31.1"
 ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
            "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
@@ -58,6 +62,37 @@ def api_nodes(cluster: LabCluster, host: str, timeout: float = 60) -> set[str]:
         if time.monotonic() > deadline:
             raise AssertionError(f"API server on {host} does not answer: {got.stderr}")
         time.sleep(2)
+
+
+def _all_ready(cluster: LabCluster) -> bool:
+    listed = cluster.kubectl("get", "nodes", "-o", "json", "--request-timeout=4s")
+    return listed.returncode == 0 and all(node_ready(n) for n in json.loads(listed.stdout)["items"])
+
+
+def _upgrade_through_the_vip(cluster: LabCluster, vip: str) -> None:
+    """`provision upgrade` to v1.31.1 while a client asks /readyz through the VIP every 0.2 s: kubeadm's order (apply
+    on cp1, node on cp2 and cp3, then the kubelets), each API server's holder handing the VIP over before kubeadm
+    restarts it, so no poll fails."""
+    ready = wait_until(lambda: _all_ready(cluster), 180, interval=2)
+    assert ready is not None, "not every node came back Ready"
+    ca = base64.b64decode(next(c for c in cluster.kubeconfig_data()["clusters"] if c["name"] == "lab")["cluster"][
+        "certificate-authority-data"])
+    poller = ReadyzPoller(f"https://{vip}:6443", ssl.create_default_context(cadata=ca.decode()))
+    poller.start()
+    upgraded = cluster.provision("upgrade", "--version", UPGRADE_TO, "--yes", "--json", "--known-hosts",
+                                 str(cluster.lab.known_hosts))
+    poller.stop.set()
+    poller.join(10)
+    assert upgraded.rc == 0, upgraded.stdout[-4000:] + upgraded.stderr[-4000:]
+    nodes = cluster.nodes()
+    assert {n: v["status"]["nodeInfo"]["kubeletVersion"] for n, v in nodes.items()} == dict.fromkeys(
+        [*CONTROL_PLANES, *WORKERS], UPGRADE_TO)
+    for cp in CONTROL_PLANES:
+        answered = cluster.kubectl("--server", f"https://{cluster.lab.ip(cp)}:6443", "version", "-o", "json")
+        assert json.loads(answered.stdout)["serverVersion"]["gitVersion"] == UPGRADE_TO, cp
+    print(f"kubeadm upgrade 3+2 through the VIP: {len(poller.samples)} polls, {len(poller.errors)} failed, "
+          f"{len(poller.retried)} retried after a reset connection")
+    assert poller.samples and poller.errors == [], poller.errors[:5]
 
 
 def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_one_removed(
@@ -111,6 +146,8 @@ def test_three_control_planes_with_stacked_etcd_keep_serving_with_one_down_and_o
     assert read.returncode == 0 and read.stdout == "through-one", read.stderr
     cluster.lab.start(holder)
     assert api_nodes(cluster, holder, timeout=120) == all_nodes
+
+    _upgrade_through_the_vip(cluster, vip)
 
     # `provision remove-node cp3` drains it, takes its etcd member out from its own host while the other two serve,
     # resets the host to what it was before up (keepalived stopped, its files gone) and deletes its node; etcd keeps

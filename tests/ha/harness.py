@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 import subprocess
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 
 from tests.e2e.harness import LabCluster, node_ready
@@ -69,3 +72,58 @@ def wait_until(predicate: object, timeout: float, interval: float = 1.0) -> floa
 
 def k3s_file(lab: Lab, host: str, path: str) -> subprocess.CompletedProcess[str]:
     return lab.exec(host, f"cat {path}", check=False)
+
+
+HTTP_OK = 200
+
+
+class ReadyzPoller(threading.Thread):
+    """GET /readyz every `interval` s, each request given `timeout` s (a client's request timeout); records
+    (start time, ok, seconds to the answer). A GET that meets a reset connection or an EOF is sent once more, as
+    client-go does; such retries are counted."""
+
+    def __init__(self, url: str, context: ssl.SSLContext, interval: float = 0.2, timeout: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.context, self.interval, self.timeout = url + "/readyz", context, interval, timeout
+        self.samples: list[tuple[float, bool, float]] = []
+        self.errors: list[tuple[float, str]] = []  # (start time, what went wrong) of each failed poll
+        self.retried: list[float] = []  # polls that met a reset connection or EOF and were sent once more
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.time()
+            ok, error = self._get()
+            if not ok and error and _reset_or_eof(error):
+                self.retried.append(started)  # client-go retries a GET once more on a reset connection or EOF
+                ok, error = self._get()
+            if not ok:
+                self.errors.append((started, error))
+            self.samples.append((started, ok, time.time() - started))
+            self.stop.wait(max(self.interval - (time.time() - started), 0))
+
+    def _get(self) -> tuple[bool, str]:
+        try:
+            with urllib.request.urlopen(self.url, context=self.context, timeout=self.timeout) as answer:  # noqa: S310
+                return answer.status == HTTP_OK, f"HTTP {answer.status}"
+        except OSError as error:
+            return False, f"{type(error).__name__}: {error}"
+
+    def unavailable(self, start: float, end: float) -> tuple[float, int, int]:
+        """Seconds without an ok answer in [start, end], failed and total samples."""
+        window = [(t, ok) for t, ok, _ in self.samples if start <= t <= end]
+        down, failed = 0.0, 0
+        for (t, ok), (t_next, _) in zip(window, [*window[1:], (end, True)], strict=False):
+            if not ok:
+                down += t_next - t
+                failed += 1
+        return down, failed, len(window)
+
+    def slow(self, start: float, end: float, limit: float = 1.0) -> tuple[int, float]:
+        """Answers in [start, end] that took longer than `limit` s, and the slowest answer's time."""
+        took = [seconds for t, ok, seconds in self.samples if start <= t <= end and ok]
+        return sum(1 for seconds in took if seconds > limit), max(took, default=0.0)
+
+
+def _reset_or_eof(error: str) -> bool:
+    return any(mark in error for mark in ("Connection reset", "EOF occurred", "RemoteDisconnected"))

@@ -57,8 +57,9 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 
 # Outside the default run (-m heavy) to keep it within 60 minutes on 2 cores: the upgrade, reset and ha-external-db
 # scenarios, whose paths the lab tests also cover (tests/upgrade/test_upgrade_lab.py, tests/e2e/test_lifecycle.py reset,
-# tests/ha/test_ha_lab.py on PostgreSQL and MariaDB with a no-op rerun).
-HEAVY_SCENARIOS = ("reset", "upgrade", "ha-external-db")
+# tests/ha/test_ha_lab.py on PostgreSQL and MariaDB with a no-op rerun); kubeadm-upgrade (the kubeadm upgrade lab test,
+# tests/upgrade/test_kubeadm_upgrade_lab.py, runs the same playbook through the CLI).
+HEAVY_SCENARIOS = ("reset", "upgrade", "ha-external-db", "kubeadm-upgrade")
 
 
 @pytest.mark.parametrize("scenario", [
