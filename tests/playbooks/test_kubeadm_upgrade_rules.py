@@ -93,3 +93,17 @@ def test_the_playbook_runs_kubeadms_order() -> None:
     assert order == [("server[0]", "upgrade_apply.yml", None), ("server[1:]", "upgrade_control_plane.yml", 1),
                      ("server", "upgrade_kubelet.yml", 1),
                      ("agent", "upgrade_kubelet.yml", "{{ kubeadm_upgrade_max_unavailable | default(1) }}")]
+
+
+def test_a_blocked_drain_names_the_budgets_that_allow_no_disruption() -> None:
+    def budget(name: str, allowed: int, labels: dict[str, str], namespace: str = "default") -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": {"matchLabels": labels}},
+                "status": {"disruptionsAllowed": allowed, "desiredHealthy": 1, "currentHealthy": 1}}
+
+    pods = {"items": [{"metadata": {"name": "web-1", "namespace": "default", "labels": {"app": "web"}}}]}
+    budgets = {"items": [budget("web", 0, {"app": "web"}), budget("db", 0, {"app": "db"}),
+                         budget("web-elsewhere", 0, {"app": "web"}, "other"), budget("loose", 1, {"app": "web"})]}
+    assert rules.blocking_budgets(budgets, pods) == [
+        "PodDisruptionBudget default/web (needs 1 healthy pods, has 1)"]
+    assert rules.blocking_budgets(budgets, {"items": []}) == []

@@ -539,3 +539,56 @@ def test_upgrade_version_policy_is_kubeadms() -> None:
     _, skippable = upgrade.policy("v1.30.2", "v1.31.1", "v1.30.2", ["v1.26.0"])
     assert "Kubeadm version v1.31.1 can only be used to upgrade to Kubernetes version 1.31" in skippable
     assert "There are kubelets in this cluster that are too old that have these versions [v1.26.0]" in skippable
+
+
+def test_eviction_respects_pod_disruption_budgets() -> None:
+    """The eviction subresource: 429 with the apiserver's texts while a PDB selecting the pod allows no disruption;
+    the pod is deleted once it may go; a pod under two PDBs is refused as the apiserver does."""
+    import threading  # noqa: PLC0415
+
+    from kube_standin import builtin  # noqa: PLC0415
+
+    class Memory:
+        def __init__(self) -> None:
+            self.data: dict[str, bytes] = {"/registry/namespaces/default": b"{}"}
+
+        def get(self, key: str) -> bytes | None:
+            return self.data.get(key)
+
+        def list(self, prefix: str) -> dict[str, bytes]:
+            return {k: v for k, v in self.data.items() if k.startswith(prefix)}
+
+        def create(self, key: str, value: bytes) -> bool:
+            return self.data.setdefault(key, value) is value
+
+        def put(self, key: str, value: bytes) -> None:
+            self.data[key] = value
+
+        def delete(self, key: str) -> None:
+            self.data.pop(key, None)
+
+    class FakeCluster:
+        store = Memory()
+        _lock = threading.Lock()
+
+    store = builtin.Store(FakeCluster())
+    pods, pdbs = builtin.builtin_kind("pods"), builtin.builtin_kind("poddisruptionbudgets")
+    store.create(pods, "default", {"metadata": {"name": "web-1", "labels": {"app": "web"}}, "spec": {"nodeName": "w1"}})
+    store.create(pdbs, "default", {"metadata": {"name": "web"}, "spec": {"minAvailable": 1,
+                                                                         "selector": {"matchLabels": {"app": "web"}}}})
+    with pytest.raises(builtin.Failed) as refused:
+        builtin.evict(store, "default", "web-1")
+    body = refused.value.answer.body
+    assert refused.value.answer.code == 429 and body["reason"] == "TooManyRequests"
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert body["details"]["causes"][0]["message"] == "The disruption budget web needs 1 healthy pods and has 1 currently"
+    assert builtin.pdb_status(store.get(pdbs, "default", "web") or {}, store.list(pods, "default"))[
+        "disruptionsAllowed"] == 0
+    store.create(pods, "default", {"metadata": {"name": "web-2", "labels": {"app": "web"}}})
+    assert builtin.evict(store, "default", "web-1").code == 201  # two pods, one may go
+    assert store.get(pods, "default", "web-1") is None
+    store.create(pdbs, "default", {"metadata": {"name": "web-too"}, "spec": {
+        "maxUnavailable": "50%", "selector": {"matchLabels": {"app": "web"}}}})
+    with pytest.raises(builtin.Failed) as two:
+        builtin.evict(store, "default", "web-2")
+    assert two.value.answer.code == 500 and "more than one PodDisruptionBudget" in two.value.answer.body["message"]

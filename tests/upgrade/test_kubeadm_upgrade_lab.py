@@ -1,6 +1,7 @@
 """`provision upgrade` of a kubeadm cluster in the lab: one control plane and two workers from v1.30.2 to v1.31.1,
 from the lab's pkgs.k8s.io-style repositories (one per minor), with the kubeadm/kubelet stand-ins' `kubeadm upgrade
-plan/apply/node` (tests/standin/kube_standin/upgrade.py)."""
+plan/apply/node` (tests/standin/kube_standin/upgrade.py): refusals, the plan, an interruption, a drain a
+PodDisruptionBudget blocks, the resumed run, and `up` afterwards."""
 
 from __future__ import annotations
 
@@ -17,6 +18,22 @@ pytestmark = pytest.mark.lab
 
 FROM, TO = "v1.30.2", "v1.31.1"
 APPLY_TASK = f"Upgrade the control plane (kubeadm upgrade apply {TO})"
+#: A pod on w1 and a budget that lets none of its pods go (the stand-ins run no containers: the pod is a record the
+#: eviction subresource and drain act on, and the budget's status comes from the controller-manager stand-in).
+BLOCKER = """apiVersion: v1
+kind: Pod
+metadata: {name: blocker, namespace: default, labels: {app: blocker}}
+spec:
+  nodeName: w1
+  containers: [{name: app, image: registry.k8s.io/pause:3.9}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: blocker, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: blocker}}
+"""
 
 
 def kubelet_versions(cluster: LabCluster) -> dict[str, str]:
@@ -34,7 +51,7 @@ def apt_source(cluster: LabCluster, host: str) -> str:
     return cluster.lab.exec(host, "cat /etc/apt/sources.list.d/kubernetes.list", check=True).stdout
 
 
-def test_one_control_plane_two_workers_refusals_interrupted_then_resumed(make_lab, tmp_path: Path) -> None:
+def test_one_control_plane_two_workers_refusals_interrupted_blocked_then_resumed(make_lab, tmp_path: Path) -> None:
     lab = make_lab([HostSpec("cp1", cpus=2, memory_mb=2048), "w1", "w2"])
     cluster = LabCluster(lab, tmp_path / "cluster", servers=["cp1"], agents=["w1", "w2"], flavor="kubeadm",
                          extra_vars={"kubeadm_package_source": "apt", "kubeadm_version": FROM})
@@ -69,9 +86,30 @@ def test_one_control_plane_two_workers_refusals_interrupted_then_resumed(make_la
     assert f"kubernetesVersion: {TO}" in cluster_config(cluster)
     assert set(kubelet_versions(cluster).values()) == {FROM}
     apiserver = unit_invocation(lab, "cp1", "kube-standin-pod-kube-apiserver")
+
+    # A PodDisruptionBudget that allows no disruption keeps w1's drain from finishing: the rerun finishes cp1, stops
+    # at w1 naming the budget, and leaves w1 uncordoned on its old kubelet.
+    (tmp_path / "blocker.yaml").write_text(BLOCKER)
+    made = cluster.kubectl("create", "--validate=false", "-f", str(tmp_path / "blocker.yaml"))
+    assert made.returncode == 0, made.stderr
+    blocked = cluster.provision("upgrade", "--version", TO, "--yes", "--drain-timeout", "10", *known)
+    assert blocked.rc != 0, blocked.stdout[-2000:]
+    said = blocked.stdout + blocked.stderr
+    named = "PodDisruptionBudget default/blocker (needs 1 healthy pods, has 1) allows no disruption"
+    assert named in said, said[-3000:]
+    assert 'kubectl said: error when evicting pods/"blocker" -n "default": global timeout reached: 10s' in said, said[
+        -3000:]
+    nodes = cluster.nodes()
+    assert nodes["cp1"]["status"]["nodeInfo"]["kubeletVersion"] == TO
+    assert nodes["w1"]["status"]["nodeInfo"]["kubeletVersion"] == FROM
+    assert not nodes["w1"]["spec"].get("unschedulable") and "upgrade.provision.io/cordoned" not in nodes["w1"][
+        "metadata"]["labels"]
+    assert cluster.kubectl("delete", "poddisruptionbudget", "blocker").returncode == 0
+
     resumed = cluster.provision("upgrade", "--version", TO, "--yes", "--json", *known)
     assert resumed.rc == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert unit_invocation(lab, "cp1", "kube-standin-pod-kube-apiserver") == apiserver  # apply not run again
+    assert cluster.kubectl("get", "pod", "blocker").returncode != 0  # evicted by w1's drain
 
     # Every node at the target, Ready and schedulable; the control plane's components and addons moved; the
     # package repository is the new minor's and the packages are held.

@@ -407,13 +407,75 @@ def cmd_cordon(client: Client, args: Args, unschedulable: bool) -> str:
     return out
 
 
+def _go_duration(seconds: float) -> str:
+    """A whole-second duration as Go prints it (2m0s, 10s, 1h0m0s)."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _evictable(client: Client, name: str, ignore_daemonsets: bool) -> list[Json]:
+    """The pods drain must evict from node `name`: not mirror pods; DaemonSet pods only refused or ignored."""
+    listed = client.request("GET", "/api/v1/pods?" + urllib.parse.urlencode({"fieldSelector": f"spec.nodeName={name}"}))
+    pods = [p for p in listed.get("items", [])
+            if "kubernetes.io/config.mirror" not in (p["metadata"].get("annotations") or {})]
+    daemons = [p for p in pods if any(o.get("kind") == "DaemonSet" for o in p["metadata"].get("ownerReferences") or [])]
+    names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in daemons)
+    if daemons and not ignore_daemonsets:
+        why = f"cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {names}"
+        raise KubectlError(f'error: unable to drain node "{name}" due to error: {why}, continuing command...\n'
+                           f"There are pending nodes to be drained:\n {name}\n{why}")
+    if daemons:
+        sys.stderr.write(f"Warning: ignoring DaemonSet-managed Pods: {names}\n")
+    return [p for p in pods if p not in daemons]
+
+
 def cmd_drain(client: Client, args: Args) -> str:
-    out = cmd_cordon(client, args, True)
+    """Cordon, then evict each pod through the eviction subresource (kubectl's default), retrying every 5 s while a
+    PodDisruptionBudget refuses (429), until --timeout (none by default). Pods are deleted at once by the stand-in
+    API (nothing runs them), so there is no wait for termination."""
+    sys.stdout.write(cmd_cordon(client, args, True))
+    sys.stdout.flush()
+    out = ""
+    timeout = _timeout_seconds(args.get("--timeout"), 0.0)
     for name in _node_names(args, client):
-        deadline = time.time() + _timeout_seconds(args.get("--timeout"), 3600)
-        pods = client.request("GET", "/api/v1/pods?" + urllib.parse.urlencode({"fieldSelector": f"spec.nodeName={name}"}))
-        if pods.get("items") and time.time() > deadline:
-            raise KubectlError(f"error: unable to drain node \"{name}\" due to error: global timeout reached")
+        deadline = time.time() + timeout if timeout else float("inf")
+        pending = _evictable(client, name, args.has("--ignore-daemonsets"))
+        while pending:
+            for pod in list(pending):
+                ns, pod_name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                sys.stdout.write(f"evicting pod {ns}/{pod_name}\n")
+                sys.stdout.flush()
+                try:
+                    client.request("POST", f"/api/v1/namespaces/{ns}/pods/{pod_name}/eviction",
+                                   {"apiVersion": "policy/v1", "kind": "Eviction",
+                                    "metadata": {"name": pod_name, "namespace": ns}})
+                except KubectlError as exc:
+                    if "(NotFound)" in str(exc):
+                        pending.remove(pod)
+                        continue
+                    if "(TooManyRequests)" not in str(exc):
+                        raise
+                    said = str(exc).split("): ", 1)[-1]
+                    sys.stderr.write(f'error when evicting pods/"{pod_name}" -n "{ns}" (will retry after 5s): {said}\n')
+                    continue
+                pending.remove(pod)
+                sys.stdout.write(f"pod/{pod_name} evicted\n")
+            if not pending:
+                break
+            if time.time() + 5 > deadline:
+                time.sleep(max(deadline - time.time(), 0))
+                first = pending[0]["metadata"]
+                why = (f'error when evicting pods/"{first["name"]}" -n "{first["namespace"]}": global timeout reached: '
+                       f"{_go_duration(timeout)}")
+                sys.stdout.flush()
+                sys.stderr.write(f'There are pending pods in node "{name}" when an error occurred: {why}\n')
+                raise KubectlError(f'error: unable to drain node "{name}" due to error: {why}, continuing command...\n'
+                                   f"There are pending nodes to be drained:\n {name}\n{why}")
+            time.sleep(5)
         out += f"node/{name} drained\n"
     return out
 

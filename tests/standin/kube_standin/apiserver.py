@@ -150,8 +150,11 @@ class KubeHandler(api.Handler):
 
     def _route(self, path: str, query: dict[str, str]) -> None:
         if path == "/api/v1":
+            own = builtin.core_resources()
+            names = {e["name"] for e in own}
             self._json(200, {**api.API_V1_RESOURCES,
-                             "resources": api.API_V1_RESOURCES["resources"] + builtin.core_resources()})
+                             "resources": [r for r in api.API_V1_RESOURCES["resources"] if r["name"] not in names]
+                             + own})
             return
         if path == "/apis":
             groups = api.objects.api_groups(self.cluster)
@@ -241,6 +244,13 @@ class KubeHandler(api.Handler):
                     self._json(201, store.create(k, namespace, obj))
                 else:
                     self._method_not_allowed()
+                return
+            if sub == "eviction" and k.plural == "pods" and namespace is not None:
+                if method != "POST":
+                    self._method_not_allowed()
+                    return
+                answer = builtin.evict(store, namespace, name)
+                self._json(answer.code, answer.body)
                 return
             if method == "GET":
                 obj = store.get(k, namespace, name)

@@ -1,6 +1,7 @@
 """Built-in API types the kubeadm cluster needs, stored generically in the apiserver's datastore.
 
-ConfigMap, Secret, ServiceAccount, Service, Endpoints, Event (core), DaemonSet, Deployment, ReplicaSet (apps),
+ConfigMap, Secret, ServiceAccount, Service, Endpoints, Event, Pod (core; pods are records only: nothing runs them,
+see ``evict`` for the eviction subresource), DaemonSet, Deployment, ReplicaSet (apps),
 ClusterRole(Binding), Role(Binding) (rbac), CertificateSigningRequest (certificates, with ``/approval`` and
 ``/status``), Lease (coordination), PodDisruptionBudget (policy), PriorityClass (scheduling), NetworkPolicy
 (networking). Verbs: create, get, list (label/field selectors, all namespaces), update (PUT), patch (merge,
@@ -67,6 +68,7 @@ KINDS = [
     Kind("", "v1", "services", "service", "Service", True, ("svc",), "services/specs", True),
     Kind("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",), "services/endpoints"),
     Kind("", "v1", "events", "event", "Event", True, ("ev",)),
+    Kind("", "v1", "pods", "pod", "Pod", True, ("po",), "", True),
     Kind("apps", "v1", "daemonsets", "daemonset", "DaemonSet", True, ("ds",), "", True),
     Kind("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), "", True),
     Kind("apps", "v1", "replicasets", "replicaset", "ReplicaSet", True, ("rs",), "", True),
@@ -269,6 +271,63 @@ class Store:
             raise not_found(k, name)
         self.cluster.store.delete(self.key(k, namespace, name))
         return stored
+
+
+# ---- PodDisruptionBudgets and the eviction subresource -------------------------------------------------------------
+
+
+def _selects(pdb: Json, pod: Json) -> bool:
+    """matchLabels of the PDB's selector (matchExpressions are not modelled); an empty selector selects nothing."""
+    wanted = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _count(value: Any, expected: int, round_up: bool) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        share = expected * int(value[:-1]) / 100
+        return int(-(-share // 1)) if round_up else int(share)
+    return int(value)
+
+
+def pdb_status(pdb: Json, pods: list[Json]) -> Json:
+    """The disruption controller's numbers for a PDB. Every pod the stand-in knows counts as healthy (no pod runs)."""
+    selected = [p for p in pods if _selects(pdb, p) and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    expected = healthy = len(selected)
+    spec = pdb.get("spec") or {}
+    if "maxUnavailable" in spec:
+        desired = max(expected - _count(spec["maxUnavailable"], expected, round_up=True), 0)
+    else:
+        desired = _count(spec.get("minAvailable", 1), expected, round_up=True)
+    return {"currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": expected,
+            "disruptionsAllowed": max(healthy - desired, 0), "observedGeneration": pdb["metadata"].get("generation", 1)}
+
+
+def evict(store: Store, namespace: str, name: str) -> Answer:
+    """POST .../pods/<name>/eviction: refused with 429 while a PDB selecting the pod allows no disruption (the
+    apiserver's texts), else the pod is deleted at once (nothing runs it, so nothing has to stop)."""
+    pods = builtin_kind("pods")
+    pod = store.get(pods, namespace, name)
+    if pod is None:
+        raise not_found(pods, name)
+    budgets = [b for b in store.list(builtin_kind("poddisruptionbudgets"), namespace) if _selects(b, pod)]
+    if len(budgets) > 1:
+        raise Failed(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction "
+                     "subresource does not support.")
+    if budgets:
+        status = pdb_status(budgets[0], store.list(pods, namespace))
+        if status["disruptionsAllowed"] < 1:
+            budget = budgets[0]["metadata"]["name"]
+            raise Failed(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                         {"causes": [{"reason": "DisruptionBudget",
+                                      "message": f"The disruption budget {budget} needs {status['desiredHealthy']} "
+                                                 f"healthy pods and has {status['currentHealthy']} currently"}]})
+    store.delete(pods, namespace, name)
+    return Answer(201, nodes.status_object(201, "", ""))
+
+
+def builtin_kind(plural: str) -> Kind:
+    return next(k for k in KINDS if k.plural == plural)
 
 
 def table(k: Kind, items: list[Json]) -> Json:

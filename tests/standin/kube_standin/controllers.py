@@ -5,8 +5,9 @@ the real controllers: node IPAM (``--allocate-node-cidrs`` + ``--cluster-cidr``:
 ``--node-cidr-mask-size`` defaults), CSR approval and signing for kubelet client certificates (``--cluster-signing-
 cert-file``/``-key-file``; requests from bootstrap tokens or from the node itself), the bootstrap signer (the
 ``jws-kubeconfig-<id>`` entries of ``kube-public/cluster-info`` for every signing token), the token cleaner and the
-garbage collector for Secrets owned by a deleted Secret (``kubeadm-certs``), and DaemonSet/Deployment status (from
-the nodes' ``kube-standin.lab/ready-daemonsets`` annotation and node readiness). Both listen on their secure port
+garbage collector for Secrets owned by a deleted Secret (``kubeadm-certs``), DaemonSet/Deployment status (from
+the nodes' ``kube-standin.lab/ready-daemonsets`` annotation and node readiness), and the disruption controller
+(each PodDisruptionBudget's status from the pods it selects, every pod counted healthy). Both listen on their secure port
 (10257 / 10259) on ``--bind-address`` so the ports are in use, as kubeadm's preflight sees them.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
-from . import apiserver, host, kubelet, pki
+from . import apiserver, builtin, host, kubelet, pki
 from .client import Api, ApiError
 
 Json = dict[str, Any]
@@ -144,7 +145,7 @@ class Controllers:
             print(f'E "error retrieving resource lock kube-system/kube-controller-manager" err="{exc}"', flush=True)
             self.leading = False
             return
-        for step in (self.ipam, self.csrs, self.tokens, self.workloads):
+        for step in (self.ipam, self.csrs, self.tokens, self.workloads, self.disruption):
             try:
                 step()
             except (ApiError, OSError, ValueError, KeyError) as exc:
@@ -269,6 +270,17 @@ class Controllers:
                 deploy["status"] = status
                 ns, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
                 self.api.request("PUT", f"/apis/apps/v1/namespaces/{ns}/deployments/{name}/status", deploy)
+
+
+    def disruption(self) -> None:
+        """The disruption controller: each PodDisruptionBudget's status from the pods it selects."""
+        pods = self.api.get("/api/v1/pods")["items"]
+        for pdb in self.api.get("/apis/policy/v1/poddisruptionbudgets")["items"]:
+            ns, name = pdb["metadata"]["namespace"], pdb["metadata"]["name"]
+            status = builtin.pdb_status(pdb, [p for p in pods if p["metadata"].get("namespace") == ns])
+            if {k: v for k, v in (pdb.get("status") or {}).items() if k in status} != status:
+                pdb["status"] = status
+                self.api.request("PUT", f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}/status", pdb)
 
 
 def controller_manager(argv: list[str]) -> int:

@@ -423,8 +423,18 @@ def run(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     manifest_dir = host.path(str(config.get("staticPodPath") or "/etc/kubernetes/manifests"))
     warned = ""
+    seen: tuple[tuple[str, int, int], ...] | None = None
+    next_status = 0.0
     while not stop.is_set():
-        pods.sync(manifest_dir, kubelet.node_name)
+        # Static pods: a changed manifest folder is synced within a second (the real kubelet watches it with
+        # inotify); otherwise on every status round, which also restarts a unit that died.
+        now_seen = pods.manifest_signature(manifest_dir)
+        if now_seen != seen or time.monotonic() >= next_status:
+            pods.sync(manifest_dir, kubelet.node_name)
+            seen = now_seen
+        if time.monotonic() < next_status:
+            stop.wait(1.0)
+            continue
         try:
             if kubelet.api is None:
                 kubelet.api = kubelet.credentials()
@@ -440,6 +450,7 @@ def run(argv: list[str]) -> int:
         except (ApiError, OSError, ValueError, KeyError) as exc:
             klog.error("kubelet_node_status.go", f'"Unable to register node with API server" err="{exc}" '
                        f'node="{kubelet.node_name}"')
-        stop.wait(2.0 if not kubelet.registered else STATUS_SECONDS / 2)
+        next_status = time.monotonic() + (2.0 if not kubelet.registered else STATUS_SECONDS / 2)
+        stop.wait(1.0)
     sys.stdout.flush()
     return 0

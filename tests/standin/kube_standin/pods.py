@@ -98,6 +98,20 @@ def stop(unit_name: str) -> None:
     host.systemctl("reset-failed", unit_name)
 
 
+def manifest_signature(manifest_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the manifests: cheap to compare every second."""
+    if not manifest_dir.is_dir():
+        return ()
+    found = []
+    for path in sorted(manifest_dir.iterdir()):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
 def sync(manifest_dir: Path, node_name: str) -> dict[str, str]:
     """Make the running units match the manifests; returns pod name → manifest hash of what should run."""
     wanted: dict[str, tuple[list[str], str, str]] = {}

@@ -86,6 +86,33 @@ def upgrade_refusals(node_list: dict[str, Any], cluster_version: str, target: st
     return problems + list(_SHARED.health_refusals(nodes, embedded_etcd and len(servers) > 1))
 
 
+def _selects(budget: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """Whether a PodDisruptionBudget's selector may select the pod: same namespace and matchLabels met (a selector
+    with matchExpressions is taken to select it: naming one budget too many beats missing the one that blocks)."""
+    if budget["metadata"].get("namespace") != pod["metadata"].get("namespace"):
+        return False
+    selector = (budget.get("spec") or {}).get("selector") or {}
+    labels = pod["metadata"].get("labels") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def blocking_budgets(budget_list: dict[str, Any], pod_list: dict[str, Any]) -> list[str]:
+    """The PodDisruptionBudgets that allow no disruption now and select a pod still on the node (`kubectl get pdb
+    -A -o json`, `kubectl get pods -A --field-selector spec.nodeName=<node> -o json`), as
+    'PodDisruptionBudget ns/name (needs N healthy pods, has M)'."""
+    pods = pod_list.get("items", [])
+    found = []
+    for budget in budget_list.get("items", []):
+        status = budget.get("status") or {}
+        if int(status.get("disruptionsAllowed", 0)) > 0 or not any(_selects(budget, pod) for pod in pods):
+            continue
+        meta = budget["metadata"]
+        found.append(f"PodDisruptionBudget {meta.get('namespace')}/{meta['name']} (needs "
+                     f"{status.get('desiredHealthy', '?')} healthy pods, has {status.get('currentHealthy', '?')})")
+    return found
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"kubeadm_upgrade_refusals": upgrade_refusals, "kubeadm_version_key": version_key}
+        return {"kubeadm_upgrade_refusals": upgrade_refusals, "kubeadm_version_key": version_key,
+                "kubeadm_blocking_budgets": blocking_budgets}
