@@ -58,8 +58,10 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 # Outside the default run (-m heavy) to keep it within 60 minutes on 2 cores: the upgrade, reset and ha-external-db
 # scenarios, whose paths the lab tests also cover (tests/upgrade/test_upgrade_lab.py, tests/e2e/test_lifecycle.py reset,
 # tests/ha/test_ha_lab.py on PostgreSQL and MariaDB with a no-op rerun); kubeadm-upgrade (the kubeadm upgrade lab test,
-# tests/upgrade/test_kubeadm_upgrade_lab.py, runs the same playbook through the CLI).
-HEAVY_SCENARIOS = ("reset", "upgrade", "ha-external-db", "kubeadm-upgrade")
+# tests/upgrade/test_kubeadm_upgrade_lab.py, runs the same playbook through the CLI); single (one server on SQLite and
+# an agent: tests/e2e/test_up.py installs the same topology through the same playbooks, with a no-op rerun). The
+# default run keeps Molecule's ha-etcd (K3s) and kubeadm scenarios.
+HEAVY_SCENARIOS = ("reset", "upgrade", "ha-external-db", "kubeadm-upgrade", "single")
 
 
 @pytest.mark.parametrize("scenario", [
