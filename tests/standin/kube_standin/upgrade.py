@@ -121,17 +121,22 @@ def _read_config(api: Api) -> tuple[Config, str]:
     out("[upgrade/config] Reading configuration from the cluster...")
     out("[upgrade/config] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config "
         "-o yaml'")
+    return _fetch_config(api, "[upgrade/config] FATAL: ")
+
+
+def _fetch_config(api: Api, prefix: str) -> tuple[Config, str]:
+    """kubeadm-config's ClusterConfiguration decoded by this kubeadm, and kubelet-config's text."""
     try:
         stored = api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
         kubelet = api.get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
     except (ApiError, OSError) as exc:
-        raise UpgradeError(f"[upgrade/config] FATAL: unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
+        raise UpgradeError(f"{prefix}unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
     doc = yaml.safe_load((stored.get("data") or {}).get("ClusterConfiguration", "")) or {}
     cfg = Config()
     try:
         _cluster_doc(cfg, doc, _check_version(doc))
     except ConfigError as exc:
-        raise UpgradeError(f"[upgrade/config] FATAL: unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
+        raise UpgradeError(f"{prefix}unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
     return cfg, str((kubelet.get("data") or {}).get("kubelet", ""))
 
 
@@ -366,17 +371,7 @@ def node() -> int:
     out("[upgrade] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'")
     conf = ADMIN if control_plane else f"{K8S}/kubelet.conf"
     api = _api(conf)
-    try:
-        stored = api.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
-        kubelet = api.get("/api/v1/namespaces/kube-system/configmaps/kubelet-config")
-    except (ApiError, OSError) as exc:
-        raise UpgradeError(f"unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
-    doc = yaml.safe_load((stored.get("data") or {}).get("ClusterConfiguration", "")) or {}
-    cfg = Config()
-    try:
-        _cluster_doc(cfg, doc, _check_version(doc))
-    except ConfigError as exc:
-        raise UpgradeError(f"unable to fetch the kubeadm-config ConfigMap: {exc}") from exc
+    cfg, kubelet_text = _fetch_config(api, "")
     target = cfg.kubernetes_version
     out("[preflight] Running pre-flight checks")
     stamp = _stamp()
@@ -388,7 +383,7 @@ def node() -> int:
     else:
         out("[preflight] Skipping prepull. Not a control plane node.")
         out("[upgrade] Skipping phase. Not a control plane node.")
-    _write_kubelet_config(str((kubelet.get("data") or {}).get("kubelet", "")), stamp)
+    _write_kubelet_config(kubelet_text, stamp)
     if control_plane:
         _addons(api, conf, cfg, target)
     out("[upgrade] The configuration for this node was successfully updated!")
